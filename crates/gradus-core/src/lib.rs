@@ -1,0 +1,24 @@
+//! Gradus core: plugin traits, the plugin registry, strict JSON configs, the seeded RNG and
+//! named-tensor state dictionaries.
+//!
+//! Every algorithm crate of Gradus depends on this crate (and Candle) only. A component
+//! implements one of the traits of [`plugin`] and registers itself with one macro line, e.g.
+//! [`register_optimizer!`]; the runner then builds it by name from JSON.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+mod macros;
+pub mod plugin;
+pub mod registry;
+pub mod rng;
+pub mod state_dict;
+pub mod suggest;
+
+pub use error::{Error, Result};
+pub use plugin::optimizer::{NamedVar, Optimizer};
+pub use rng::SeededRng;
+pub use state_dict::StateDict;
+
+#[doc(hidden)]
+pub use inventory;

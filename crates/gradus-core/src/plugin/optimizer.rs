@@ -1,0 +1,74 @@
+//! Optimizers: update parameters from gradients, with per-group hyperparameters and state.
+
+use candle_core::backprop::GradStore;
+use candle_core::Var;
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::state_dict::StateDict;
+
+/// A trainable variable with its name in the model's `VarMap` (`layers.0.weight`).
+#[derive(Debug, Clone)]
+pub struct NamedVar {
+    /// Name used for parameter-group patterns and state-dict keys.
+    pub name: String,
+    /// The variable itself (shared storage with the model).
+    pub var: Var,
+}
+
+impl NamedVar {
+    /// Pairs a name with a variable.
+    pub fn new(name: impl Into<String>, var: Var) -> Self {
+        NamedVar {
+            name: name.into(),
+            var,
+        }
+    }
+}
+
+/// An optimizer over a fixed set of named parameters split into groups.
+///
+/// Hyperparameters are addressed by name (`lr`, `momentum`, `beta1`, `beta2`, `weight_decay`,
+/// ...) and group index, so that schedules can drive any of them.
+pub trait Optimizer: Send {
+    /// The registered name of the algorithm (`adam`).
+    fn algorithm(&self) -> &str;
+
+    /// Applies one update from `grads`; parameters without a gradient are left alone.
+    fn step(&mut self, grads: &GradStore) -> Result<()>;
+
+    /// The parameters this optimizer updates, in order.
+    fn params(&self) -> Vec<NamedVar>;
+
+    /// Number of parameter groups (at least 1).
+    fn group_count(&self) -> usize;
+
+    /// Names of the schedulable scalar hyperparameters.
+    fn hyperparameter_names(&self) -> Vec<&'static str>;
+
+    /// The value of hyperparameter `name` in `group`.
+    fn hyperparameter(&self, group: usize, name: &str) -> Result<f64>;
+
+    /// Sets hyperparameter `name` in `group`, validated as at construction.
+    fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) -> Result<()>;
+
+    /// All optimizer state as named tensors (`<param>.exp_avg`, `<param>.step`, ...).
+    fn state_dict(&self) -> Result<StateDict>;
+
+    /// Restores state saved by [`Optimizer::state_dict`]; any mismatch is an error.
+    fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
+
+    /// Learning rate of the first group.
+    fn learning_rate(&self) -> Result<f64> {
+        self.hyperparameter(0, "lr")
+    }
+
+    /// Sets the learning rate of every group.
+    fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        (0..self.group_count()).try_for_each(|g| self.set_hyperparameter(g, "lr", lr))
+    }
+}
+
+/// Builds an optimizer from its JSON config (without `"type"`), found at `path`.
+pub type OptimizerBuild =
+    fn(config: &Value, path: &str, params: &[NamedVar]) -> Result<Box<dyn Optimizer>>;

@@ -1,0 +1,1 @@
+//! Gradus init (in progress: components land here as their issues are resolved).

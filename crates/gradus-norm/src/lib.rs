@@ -1,0 +1,1 @@
+//! Gradus norm (in progress: components land here as their issues are resolved).

@@ -1,0 +1,1 @@
+//! Gradus optim (in progress: components land here as their issues are resolved).

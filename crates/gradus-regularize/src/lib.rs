@@ -1,0 +1,1 @@
+//! Gradus regularize (in progress: components land here as their issues are resolved).
