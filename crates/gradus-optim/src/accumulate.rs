@@ -1,0 +1,1 @@
+//! Gradient accumulation over micro-batches (in progress).

@@ -1,0 +1,1 @@
+//! Gradient clipping by global norm and by value (in progress).

@@ -1,0 +1,1 @@
+//! The non-finite guard (in progress).

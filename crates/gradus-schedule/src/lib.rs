@@ -1,0 +1,1 @@
+//! Gradus schedules (in progress).
