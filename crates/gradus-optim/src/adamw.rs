@@ -1,0 +1,115 @@
+//! AdamW: Adam with decoupled weight decay (`torch.optim.AdamW`).
+
+use candle_core::Tensor;
+use gradus_core::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::adam::AdamStep;
+use crate::grouped::GroupedOptimizer;
+use crate::moments;
+use crate::rule::{ParamState, Rule};
+
+/// AdamW: the [`Adam`](crate::adam::AdamConfig) update with the decay applied to θ directly.
+///
+/// ```text
+/// θ ← θ (1 − γ λ)
+/// m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   v̂ ← max(v̂, v) if amsgrad
+/// θ ← θ − γ / (1 − β₁ᵗ) · m / (√v̂ / √(1 − β₂ᵗ) + ε)
+/// ```
+///
+/// Same fields as `adam` except that the decay is always decoupled and λ defaults to `0.01`
+/// (torch.optim.AdamW, PyTorch 2.15). Paper: Loshchilov & Hutter, "Decoupled Weight Decay
+/// Regularization" (ICLR 2019).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamWConfig {
+    /// Learning rate γ. Default: `1e-3` (torch.optim.AdamW).
+    pub lr: f64,
+    /// (β₁, β₂). Default: `[0.9, 0.999]`.
+    pub betas: (f64, f64),
+    /// ε. Default: `1e-8`.
+    pub eps: f64,
+    /// Decoupled weight decay λ. Default: `0.01`.
+    pub weight_decay: f64,
+    /// AMSGrad variant. Default: `false`.
+    pub amsgrad: bool,
+    /// Maximize the objective. Default: `false`.
+    pub maximize: bool,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            lr: 1e-3,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 1e-2,
+            amsgrad: false,
+            maximize: false,
+        }
+    }
+}
+
+/// AdamW as an optimizer (also a `candle_nn::Optimizer`).
+pub type AdamW = GroupedOptimizer<AdamWConfig>;
+
+impl AdamWConfig {
+    fn step(&self) -> AdamStep {
+        AdamStep {
+            lr: self.lr,
+            betas: self.betas,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
+            decoupled: true,
+        }
+    }
+}
+
+impl Rule for AdamWConfig {
+    const NAME: &'static str = "adamw";
+    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+
+    fn validate(&self) -> Result<()> {
+        self.step().validate()
+    }
+
+    fn get(&self, name: &str) -> Option<f64> {
+        moments::get_adam_like(name, self.lr, self.betas, self.eps, self.weight_decay)
+    }
+
+    fn set(&mut self, name: &str, value: f64) -> bool {
+        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+    }
+
+    fn buffer_names(&self) -> Vec<&'static str> {
+        self.step().buffer_names()
+    }
+
+    fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
+        self.step().update(param, grad, state)
+    }
+}
+
+gradus_core::register_optimizer!(
+    "adamw",
+    "Adam with decoupled weight decay (torch.optim.AdamW)",
+    AdamWConfig,
+    crate::build::build_rule::<AdamWConfig>
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::run_steps_with_grad;
+
+    #[test]
+    fn decay_alone_shrinks_by_exactly_one_minus_lr_wd() {
+        let cfg = AdamWConfig { lr: 0.01, weight_decay: 0.5, ..AdamWConfig::default() };
+        let (before, after) = run_steps_with_grad(cfg, &[vec![2.0, -1.0, 0.5]], 1, 0.0);
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(*a, b * (1.0 - 0.01 * 0.5));
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The one adaptor that turns a per-parameter [`Rule`] into a full optimizer: parameter
+//! groups, skipped gradients, state, run-time hyperparameters, both optimizer traits.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
+
+use crate::groups::GroupSpec;
+use crate::rule::{ParamState, Rule};
+
+struct Group<R> {
+    hyper: R,
+    frozen: bool,
+}
+
+struct Slot {
+    param: NamedVar,
+    group: usize,
+    state: ParamState,
+}
+
+/// An optimizer running rule `R` over named parameters split into groups.
+///
+/// Group 0 holds the optimizer-level hyperparameters and every parameter that matches no
+/// [`GroupSpec`]; groups `1..` follow the specs in order. Parameters without a gradient in a
+/// step are skipped and keep their state, as in PyTorch.
+pub struct GroupedOptimizer<R: Rule> {
+    groups: Vec<Group<R>>,
+    slots: Vec<Slot>,
+}
+
+impl<R: Rule> GroupedOptimizer<R> {
+    /// One group holding every parameter.
+    pub fn from_named(params: Vec<NamedVar>, hyper: R) -> Result<Self> {
+        Self::with_groups(params, hyper, Vec::new())
+    }
+
+    /// Parameters assigned to the first spec whose pattern matches their name, else to the
+    /// default group built from `hyper`.
+    pub fn with_groups(params: Vec<NamedVar>, hyper: R, specs: Vec<GroupSpec<R>>) -> Result<Self> {
+        hyper.validate()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &params {
+            if !seen.insert(p.name.as_str()) {
+                return Err(Error::config("params", format!("parameter `{}` given twice", p.name)));
+            }
+        }
+        let slots = params
+            .into_iter()
+            .map(|param| {
+                let group = specs
+                    .iter()
+                    .position(|s| s.matches(&param.name))
+                    .map_or(0, |i| i + 1);
+                Slot {
+                    param,
+                    group,
+                    state: ParamState::default(),
+                }
+            })
+            .collect();
+        let mut groups = vec![Group {
+            hyper,
+            frozen: false,
+        }];
+        for spec in specs {
+            spec.hyper.validate()?;
+            groups.push(Group {
+                hyper: spec.hyper,
+                frozen: spec.frozen,
+            });
+        }
+        Ok(GroupedOptimizer { groups, slots })
+    }
+
+    /// The hyperparameters of `group`.
+    pub fn group_hyper(&self, group: usize) -> Option<&R> {
+        self.groups.get(group).map(|g| &g.hyper)
+    }
+
+    /// Index of the group that holds parameter `name`.
+    pub fn group_of(&self, name: &str) -> Option<usize> {
+        self.slots.iter().find(|s| s.param.name == name).map(|s| s.group)
+    }
+
+    /// The state of parameter `name` (empty before its first step).
+    pub fn param_state(&self, name: &str) -> Option<&ParamState> {
+        self.slots.iter().find(|s| s.param.name == name).map(|s| &s.state)
+    }
+
+    /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
+    pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
+        for slot in &mut self.slots {
+            let group = &self.groups[slot.group];
+            if group.frozen {
+                continue;
+            }
+            let Some(grad) = grads.get(slot.param.var.as_tensor()) else {
+                continue;
+            };
+            let param = slot.param.var.as_tensor().detach();
+            if grad.dims() != param.dims() {
+                return Err(Error::ShapeMismatch {
+                    context: format!("gradient of `{}`", slot.param.name),
+                    expected: param.dims().to_vec(),
+                    actual: grad.dims().to_vec(),
+                });
+            }
+            let grad = grad.detach().to_dtype(param.dtype())?;
+            slot.state.step += 1;
+            let next = group.hyper.update(&param, &grad, &mut slot.state)?;
+            slot.param.var.set(&next)?;
+        }
+        Ok(())
+    }
+
+    fn check_group(&self, group: usize) -> Result<&Group<R>> {
+        self.groups.get(group).ok_or_else(|| {
+            Error::config(
+                "group",
+                format!("no parameter group {group} (the optimizer has {})", self.groups.len()),
+            )
+        })
+    }
+
+    fn unknown_hyper(&self, name: &str) -> Error {
+        Error::UnknownName {
+            kind: "hyperparameter",
+            name: name.to_string(),
+            path: R::NAME.to_string(),
+            valid: R::HYPERPARAMETERS.iter().map(|s| s.to_string()).collect(),
+            suggestion: gradus_core::suggest::nearest(name, R::HYPERPARAMETERS),
+        }
+    }
+}
+
+fn scalar(value: f64) -> Result<Tensor> {
+    Ok(Tensor::new(value, &candle_core::Device::Cpu)?)
+}
+
+fn read_scalar(state: &StateDict, name: &str) -> Result<f64> {
+    let t = state.require(name, &[])?;
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+impl<R: Rule> Optimizer for GroupedOptimizer<R> {
+    fn algorithm(&self) -> &str {
+        R::NAME
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.apply(grads)
+    }
+
+    fn params(&self) -> Vec<NamedVar> {
+        self.slots.iter().map(|s| s.param.clone()).collect()
+    }
+
+    fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn hyperparameter_names(&self) -> Vec<&'static str> {
+        R::HYPERPARAMETERS.to_vec()
+    }
+
+    fn hyperparameter(&self, group: usize, name: &str) -> Result<f64> {
+        self.check_group(group)?
+            .hyper
+            .get(name)
+            .ok_or_else(|| self.unknown_hyper(name))
+    }
+
+    fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) -> Result<()> {
+        let mut hyper = self.check_group(group)?.hyper.clone();
+        if !hyper.set(name, value) {
+            return Err(self.unknown_hyper(name));
+        }
+        hyper.validate()?;
+        self.groups[group].hyper = hyper;
+        Ok(())
+    }
+
+    /// Keys: `<param>.step` for every parameter, `<param>.<buffer>` for each buffer
+    /// (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`, `square_avg`,
+    /// `grad_avg`, `acc_delta`, `exp_inf`, `mu_product`), and `param_groups.<g>.<hyper>`.
+    fn state_dict(&self) -> Result<StateDict> {
+        let mut sd = StateDict::new();
+        for slot in &self.slots {
+            let name = &slot.param.name;
+            sd.insert(format!("{name}.step"), scalar(slot.state.step as f64)?);
+            for (buffer, tensor) in &slot.state.buffers {
+                sd.insert(format!("{name}.{buffer}"), tensor.clone());
+            }
+            for (key, value) in &slot.state.scalars {
+                sd.insert(format!("{name}.{key}"), scalar(*value)?);
+            }
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            for hyper in R::HYPERPARAMETERS {
+                if let Some(value) = group.hyper.get(hyper) {
+                    sd.insert(format!("param_groups.{g}.{hyper}"), scalar(value)?);
+                }
+            }
+        }
+        Ok(sd)
+    }
+
+    fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
+        let mut known: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut new_groups = Vec::with_capacity(self.groups.len());
+        for (g, group) in self.groups.iter().enumerate() {
+            let mut hyper = group.hyper.clone();
+            for name in R::HYPERPARAMETERS {
+                let key = format!("param_groups.{g}.{name}");
+                hyper.set(name, read_scalar(state, &key)?);
+                known.insert(key);
+            }
+            hyper.validate()?;
+            new_groups.push(hyper);
+        }
+        let mut new_states = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let name = &slot.param.name;
+            let step_key = format!("{name}.step");
+            let step = read_scalar(state, &step_key)?;
+            known.insert(step_key);
+            let mut ps = ParamState {
+                step: step as u64,
+                ..ParamState::default()
+            };
+            if ps.step > 0 {
+                let hyper = &new_groups[slot.group];
+                let param = slot.param.var.as_tensor();
+                for buffer in hyper.buffer_names() {
+                    let key = format!("{name}.{buffer}");
+                    let t = state.require(&key, param.dims())?;
+                    ps.buffers.insert(buffer, t.to_dtype(param.dtype())?.to_device(param.device())?);
+                    known.insert(key);
+                }
+                for key_name in hyper.scalar_names() {
+                    let key = format!("{name}.{key_name}");
+                    ps.scalars.insert(key_name, read_scalar(state, &key)?);
+                    known.insert(key);
+                }
+            }
+            new_states.push(ps);
+        }
+        if let Some(extra) = state.names().find(|n| !known.contains(*n)) {
+            return Err(Error::StateMismatch(format!(
+                "saved state has `{extra}`, which matches no parameter or buffer of this {} optimizer",
+                R::NAME
+            )));
+        }
+        for (group, hyper) in self.groups.iter_mut().zip(new_groups) {
+            group.hyper = hyper;
+        }
+        for (slot, ps) in self.slots.iter_mut().zip(new_states) {
+            slot.state = ps;
+        }
+        Ok(())
+    }
+}
+
+/// Existing Candle code switches optimizer by changing one type: parameters are named
+/// `param.0`, `param.1`, ... in the order given.
+impl<R: Rule> candle_nn::Optimizer for GroupedOptimizer<R> {
+    type Config = R;
+
+    fn new(vars: Vec<Var>, config: R) -> candle_core::Result<Self> {
+        let params = vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| NamedVar::new(format!("param.{i}"), v))
+            .collect();
+        GroupedOptimizer::from_named(params, config).map_err(candle_core::Error::wrap)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        self.apply(grads).map_err(candle_core::Error::wrap)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.groups[0].hyper.get("lr").unwrap_or(f64::NAN)
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        for group in &mut self.groups {
+            group.hyper.set("lr", lr);
+        }
+    }
+}
