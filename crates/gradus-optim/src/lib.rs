@@ -31,6 +31,7 @@ pub mod adamax;
 pub mod adamw;
 pub mod build;
 pub mod clip;
+pub mod conformance;
 pub mod decay;
 pub mod groups;
 pub mod grouped;

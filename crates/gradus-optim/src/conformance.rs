@@ -1,0 +1,172 @@
+//! The conformance suite every registered optimizer must pass, built-in or plugin.
+//!
+//! It is public so that a plugin crate can run it on its own optimizers (see
+//! `examples/custom-optimizer`). Each check returns `Err` with a message instead of panicking.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use gradus_core::registry::{entries, OptimizerKind};
+use gradus_core::{Error, NamedVar, Result};
+use serde_json::{json, Value};
+
+use crate::build::build_optimizer;
+
+fn fail(name: &str, message: String) -> Error {
+    Error::Unsupported(format!("conformance of `{name}`: {message}"))
+}
+
+fn config(name: &str, lr: Option<f64>) -> Value {
+    let mut c = json!({"type": name});
+    if let Some(lr) = lr {
+        c["lr"] = json!(lr);
+    }
+    c
+}
+
+fn vars(dtype: DType) -> Result<Vec<NamedVar>> {
+    let dev = Device::Cpu;
+    let w = Tensor::new(&[[0.5f64, -1.0, 2.0], [1.5, -0.25, 0.75]], &dev)?.to_dtype(dtype)?;
+    let b = Tensor::new(&[0.3f64, -0.7], &dev)?.to_dtype(dtype)?;
+    let s = Tensor::new(1.25f64, &dev)?.to_dtype(dtype)?;
+    Ok(vec![
+        NamedVar::new("layer.weight", Var::from_tensor(&w)?),
+        NamedVar::new("layer.bias", Var::from_tensor(&b)?),
+        NamedVar::new("scale", Var::from_tensor(&s)?),
+    ])
+}
+
+/// Gradient of a fixed smooth loss Σ (θ − 0.1)³/3 + θ², evaluated at the current parameters.
+fn grads_for(params: &[NamedVar]) -> Result<GradStore> {
+    let mut loss: Option<Tensor> = None;
+    for p in params {
+        let t = p.var.as_tensor();
+        let term = ((((t - 0.1)?.powf(3.0)? / 3.0)? + t.sqr()?)?).sum_all()?;
+        loss = Some(match loss {
+            None => term,
+            Some(l) => (l + term)?,
+        });
+    }
+    match loss {
+        Some(l) => Ok(l.backward()?),
+        None => Ok(GradStore::default()),
+    }
+}
+
+fn values(params: &[NamedVar]) -> Result<Vec<Vec<u64>>> {
+    params
+        .iter()
+        .map(|p| {
+            let flat = p.var.as_tensor().flatten_all()?.to_dtype(DType::F64)?;
+            Ok(flat.to_vec1::<f64>()?.into_iter().map(f64::to_bits).collect())
+        })
+        .collect()
+}
+
+/// Builds from its defaults, keeps shapes and dtypes, and stays finite over 20 steps.
+pub fn check_defaults_shapes_finite(name: &str) -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        let params = vars(dtype)?;
+        let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+        let shapes: Vec<Vec<usize>> = params.iter().map(|p| p.var.dims().to_vec()).collect();
+        for _ in 0..20 {
+            opt.step(&grads_for(&params)?)?;
+        }
+        for (p, shape) in params.iter().zip(&shapes) {
+            if p.var.dims() != shape.as_slice() || p.var.dtype() != dtype {
+                return Err(fail(name, format!("`{}` changed shape or dtype", p.name)));
+            }
+            let finite = p.var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            if finite.iter().any(|v| !v.is_finite()) {
+                return Err(fail(name, format!("`{}` became non-finite", p.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Minimizes `loss` from `start` with the best of several learning rates; returns the best
+/// ratio final/initial loss.
+fn best_ratio(name: &str, start: &[f64], steps: usize, loss: fn(&Tensor) -> Result<Tensor>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for lr in [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0] {
+        let x = Var::new(start, &Device::Cpu)?;
+        let params = vec![NamedVar::new("x", x.clone())];
+        let mut opt = build_optimizer(&config(name, Some(lr)), "optimizer", &params)?;
+        let initial = loss(x.as_tensor())?.to_scalar::<f64>()?;
+        for _ in 0..steps {
+            let l = loss(x.as_tensor())?;
+            opt.step(&l.backward()?)?;
+        }
+        let last = loss(x.as_tensor())?.to_scalar::<f64>()?;
+        if last.is_finite() {
+            best = best.min(last / initial);
+        }
+    }
+    Ok(best)
+}
+
+fn quadratic(x: &Tensor) -> Result<Tensor> {
+    // Condition number 100: ½ Σ cᵢ xᵢ² with c = (1, 10, 100).
+    let c = Tensor::new(&[1.0f64, 10.0, 100.0], x.device())?;
+    Ok(((x.sqr()? * c)?.sum_all()? * 0.5)?)
+}
+
+fn rosenbrock(x: &Tensor) -> Result<Tensor> {
+    let a = x.get(0)?;
+    let b = x.get(1)?;
+    let first = (1.0 - &a)?.sqr()?;
+    let second = ((b - a.sqr()?)?.sqr()? * 100.0)?;
+    Ok((first + second)?)
+}
+
+/// Reduces an ill-conditioned quadratic by 100x and Rosenbrock (from (−1, 1)) by 10x within
+/// 1,000 (quadratic) or 3,000 (Rosenbrock) steps, for at least one learning rate of a fixed grid.
+pub fn check_convergence(name: &str) -> Result<()> {
+    let q = best_ratio(name, &[1.0, 1.0, 1.0], 1000, quadratic)?;
+    if q > 1e-2 {
+        return Err(fail(name, format!("quadratic only reduced to {q:.3e} of its start")));
+    }
+    let r = best_ratio(name, &[-1.0, 1.0], 3000, rosenbrock)?;
+    if r > 1e-1 {
+        return Err(fail(name, format!("Rosenbrock only reduced to {r:.3e} of its start")));
+    }
+    Ok(())
+}
+
+/// Saves state after 5 steps to a safetensors file, loads it into a fresh optimizer over a copy
+/// of the parameters, and checks that the next 3 steps are bit-identical.
+pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
+    let params = vars(DType::F64)?;
+    let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+    for _ in 0..5 {
+        opt.step(&grads_for(&params)?)?;
+    }
+    let path = dir.join(format!("{name}.safetensors"));
+    opt.state_dict()?.save(&path)?;
+    let copies = params
+        .iter()
+        .map(|p| Ok(NamedVar::new(p.name.clone(), Var::from_tensor(&p.var.as_tensor().copy()?)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut resumed = build_optimizer(&config(name, None), "optimizer", &copies)?;
+    resumed.load_state_dict(&gradus_core::StateDict::load(&path, &Device::Cpu)?)?;
+    for step in 0..3 {
+        opt.step(&grads_for(&params)?)?;
+        resumed.step(&grads_for(&copies)?)?;
+        if values(&params)? != values(&copies)? {
+            return Err(fail(name, format!("resumed run diverged at step {step} after loading")));
+        }
+    }
+    Ok(())
+}
+
+/// Names of every registered optimizer.
+pub fn registered() -> Result<Vec<&'static str>> {
+    Ok(entries::<OptimizerKind>()?.into_iter().map(|e| e.name).collect())
+}
+
+/// Runs every check on optimizer `name`.
+pub fn check_all(name: &str, dir: &std::path::Path) -> Result<()> {
+    check_defaults_shapes_finite(name)?;
+    check_convergence(name)?;
+    check_state_round_trip(name, dir)
+}
