@@ -1,1 +1,61 @@
-fn main() {}
+//! `cargo xtask`: the project's own automation (ci, tidy), echoing every command it runs.
+
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use xshell::{cmd, Shell};
+
+/// The test command README.md gives; CI runs exactly this.
+const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <ci | tidy>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers"
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn ci(sh: &Shell) -> Result<(), String> {
+    cmd!(sh, "cargo fmt --all -- --check").run().map_err(|e| e.to_string())?;
+    cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+        .run()
+        .map_err(|e| e.to_string())?;
+    tidy_report()?;
+    let args = TEST_COMMAND;
+    cmd!(sh, "cargo {args...}").run().map_err(|e| e.to_string())
+}
+
+fn tidy_report() -> Result<(), String> {
+    let problems = tidy::check(&root());
+    if problems.is_empty() {
+        println!("tidy: ok");
+        Ok(())
+    } else {
+        Err(format!("tidy found {} problem(s):\n{}", problems.len(), problems.join("\n")))
+    }
+}
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let result = Shell::new().map_err(|e| e.to_string()).and_then(|sh| {
+        sh.change_dir(root());
+        match task.as_deref() {
+            Some("ci") => ci(&sh),
+            Some("tidy") => tidy_report(),
+            _ => Err(usage().to_string()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,18 @@
-//! runner
+//! The Gradus runner: the `gradus` command line and the library behind it.
+//!
+//! Linking this crate links every Gradus component crate, so their registrations are present
+//! in the binary (a crate nothing names is dropped by the linker, registrations and all).
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod list;
+pub mod replay;
+
+// Name every component crate so that the linker keeps their registrations.
+use gradus_augment as _;
+use gradus_data as _;
+use gradus_init as _;
+use gradus_norm as _;
+use gradus_optim as _;
+use gradus_regularize as _;
+use gradus_schedule as _;

@@ -1,0 +1,8 @@
+//! `gradus-lion`: the `gradus` command line with the Lion plugin linked in.
+
+// The one line a plugin user adds: without it the linker drops the plugin's registration.
+use custom_optimizer as _;
+
+fn main() -> std::process::ExitCode {
+    gradus_runner::cli::main()
+}
