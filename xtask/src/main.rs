@@ -22,10 +22,15 @@ fn root() -> PathBuf {
 }
 
 fn ci(sh: &Shell) -> Result<(), String> {
-    cmd!(sh, "cargo fmt --all -- --check").run().map_err(|e| e.to_string())?;
-    cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+    cmd!(sh, "cargo fmt --all -- --check")
         .run()
         .map_err(|e| e.to_string())?;
+    cmd!(
+        sh,
+        "cargo clippy --workspace --all-targets --locked -- -D warnings"
+    )
+    .run()
+    .map_err(|e| e.to_string())?;
     tidy_report()?;
     let args = TEST_COMMAND;
     cmd!(sh, "cargo {args...}").run().map_err(|e| e.to_string())
@@ -37,7 +42,11 @@ fn tidy_report() -> Result<(), String> {
         println!("tidy: ok");
         Ok(())
     } else {
-        Err(format!("tidy found {} problem(s):\n{}", problems.len(), problems.join("\n")))
+        Err(format!(
+            "tidy found {} problem(s):\n{}",
+            problems.len(),
+            problems.join("\n")
+        ))
     }
 }
 

@@ -17,8 +17,11 @@ const ALGORITHM_CRATES: &[&str] = &[
 ];
 
 fn gradus_dependencies(manifest: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let value: toml::Value = text.parse().map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let value: toml::Value = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", manifest.display()))?;
     let mut deps = Vec::new();
     for table in ["dependencies", "build-dependencies"] {
         if let Some(t) = value.get(table).and_then(|t| t.as_table()) {
@@ -30,14 +33,22 @@ fn gradus_dependencies(manifest: &Path) -> Result<Vec<String>, String> {
 
 fn crate_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.join("Cargo.toml").exists()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.join("Cargo.toml").exists())
+                .collect()
+        })
         .unwrap_or_default();
     dirs.sort();
     dirs
 }
 
 fn check_dependencies(root: &Path, problems: &mut Vec<String>) {
-    let mut manifests: Vec<PathBuf> = crate_dirs(root).into_iter().map(|d| d.join("Cargo.toml")).collect();
+    let mut manifests: Vec<PathBuf> = crate_dirs(root)
+        .into_iter()
+        .map(|d| d.join("Cargo.toml"))
+        .collect();
     manifests.push(root.join("xtask/Cargo.toml"));
     for manifest in manifests {
         let name = manifest
@@ -61,14 +72,18 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) {
                 dep != "gradus-runner"
             };
             if !allowed {
-                problems.push(format!("{name} must not depend on {dep} (see docs/architecture.md)"));
+                problems.push(format!(
+                    "{name} must not depend on {dep} (see docs/architecture.md)"
+                ));
             }
         }
     }
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();
         let name = entry.file_name();
@@ -94,8 +109,14 @@ fn check_headers(root: &Path, problems: &mut Vec<String>) {
             .and_then(|t| t.lines().next().map(str::to_string))
             .unwrap_or_default();
         if !first.starts_with("//!") {
-            let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
-            problems.push(format!("{shown}: first line must be a `//!` module comment"));
+            let shown = file
+                .strip_prefix(root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            problems.push(format!(
+                "{shown}: first line must be a `//!` module comment"
+            ));
         }
     }
 }
@@ -124,10 +145,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gradus-tidy-{}", std::process::id()));
         let krate = dir.join("crates/gradus-init");
         std::fs::create_dir_all(krate.join("src")).unwrap();
-        std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"gradus-init\"\n[dependencies]\ngradus-optim = \"0\"\n").unwrap();
+        std::fs::write(
+            krate.join("Cargo.toml"),
+            "[package]\nname = \"gradus-init\"\n[dependencies]\ngradus-optim = \"0\"\n",
+        )
+        .unwrap();
         std::fs::write(krate.join("src/lib.rs"), "pub fn f() {}\n").unwrap();
         std::fs::create_dir_all(dir.join("xtask")).unwrap();
-        std::fs::write(dir.join("xtask/Cargo.toml"), "[package]\nname = \"xtask\"\n").unwrap();
+        std::fs::write(
+            dir.join("xtask/Cargo.toml"),
+            "[package]\nname = \"xtask\"\n",
+        )
+        .unwrap();
         let problems = check(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");

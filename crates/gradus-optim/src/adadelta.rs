@@ -89,7 +89,11 @@ impl Rule for AdadeltaConfig {
     }
 
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
-        let grad = decay::coupled(&decay::signed(grad, self.maximize)?, param, self.weight_decay)?;
+        let grad = decay::coupled(
+            &decay::signed(grad, self.maximize)?,
+            param,
+            self.weight_decay,
+        )?;
         let v = moments::ema_sq(state, "square_avg", &grad, self.rho)?;
         let u = state.buffer_or("acc_delta", || Ok(grad.zeros_like()?))?;
         let std = (v + self.eps)?.sqrt()?;

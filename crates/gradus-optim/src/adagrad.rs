@@ -92,7 +92,11 @@ impl Rule for AdagradConfig {
     }
 
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
-        let grad = decay::coupled(&decay::signed(grad, self.maximize)?, param, self.weight_decay)?;
+        let grad = decay::coupled(
+            &decay::signed(grad, self.maximize)?,
+            param,
+            self.weight_decay,
+        )?;
         let init = self.initial_accumulator_value;
         let sum = state.buffer_or("sum", || Ok((param.zeros_like()? + init)?))?;
         let sum = (sum + grad.sqr()?)?;

@@ -89,7 +89,12 @@ impl AdamStep {
         names
     }
 
-    pub(crate) fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
+    pub(crate) fn update(
+        &self,
+        param: &Tensor,
+        grad: &Tensor,
+        state: &mut ParamState,
+    ) -> Result<Tensor> {
         let (beta1, beta2) = self.betas;
         let mut grad = decay::signed(grad, self.maximize)?;
         let param = if self.decoupled {
@@ -101,7 +106,9 @@ impl AdamStep {
         let m = moments::ema(state, "exp_avg", &grad, beta1)?;
         let mut v = moments::ema_sq(state, "exp_avg_sq", &grad, beta2)?;
         if self.amsgrad {
-            let max = state.buffer_or("max_exp_avg_sq", || Ok(v.zeros_like()?))?.maximum(&v)?;
+            let max = state
+                .buffer_or("max_exp_avg_sq", || Ok(v.zeros_like()?))?
+                .maximum(&v)?;
             state.set_buffer("max_exp_avg_sq", max.clone());
             v = max;
         }
@@ -129,7 +136,8 @@ impl AdamConfig {
 
 impl Rule for AdamConfig {
     const NAME: &'static str = "adam";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "beta1", "beta2", "eps", "weight_decay"];
 
     fn validate(&self) -> Result<()> {
         self.step().validate()
@@ -140,7 +148,14 @@ impl Rule for AdamConfig {
     }
 
     fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+        moments::set_adam_like(
+            name,
+            value,
+            &mut self.lr,
+            &mut self.betas,
+            &mut self.eps,
+            &mut self.weight_decay,
+        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {
@@ -203,7 +218,12 @@ mod tests {
     #[test]
     fn decoupled_decay_alone_shrinks_by_one_minus_lr_wd() {
         // A zero gradient leaves m = v = 0, so only the decay acts: θ (1 − γλ).
-        let cfg = AdamConfig { lr: 0.1, weight_decay: 0.2, decoupled_weight_decay: true, ..AdamConfig::default() };
+        let cfg = AdamConfig {
+            lr: 0.1,
+            weight_decay: 0.2,
+            decoupled_weight_decay: true,
+            ..AdamConfig::default()
+        };
         let (before, after) = run_steps_with_grad(cfg, &[vec![1.0, -3.0]], 1, 0.0);
         for (b, a) in before.iter().zip(&after) {
             assert_eq!(*a, b * (1.0 - 0.1 * 0.2));
@@ -212,7 +232,12 @@ mod tests {
 
     #[test]
     fn invalid_betas_are_rejected_with_pytorch_wording() {
-        let err = AdamConfig { betas: (0.9, 1.0), ..AdamConfig::default() }.validate().unwrap_err();
+        let err = AdamConfig {
+            betas: (0.9, 1.0),
+            ..AdamConfig::default()
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(err.to_string(), "Invalid beta parameter at index 1: 1");
     }
 }

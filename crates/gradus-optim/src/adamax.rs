@@ -51,7 +51,8 @@ pub type Adamax = GroupedOptimizer<AdamaxConfig>;
 
 impl Rule for AdamaxConfig {
     const NAME: &'static str = "adamax";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "beta1", "beta2", "eps", "weight_decay"];
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -65,7 +66,14 @@ impl Rule for AdamaxConfig {
     }
 
     fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+        moments::set_adam_like(
+            name,
+            value,
+            &mut self.lr,
+            &mut self.betas,
+            &mut self.eps,
+            &mut self.weight_decay,
+        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {
@@ -73,7 +81,11 @@ impl Rule for AdamaxConfig {
     }
 
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
-        let grad = decay::coupled(&decay::signed(grad, self.maximize)?, param, self.weight_decay)?;
+        let grad = decay::coupled(
+            &decay::signed(grad, self.maximize)?,
+            param,
+            self.weight_decay,
+        )?;
         let m = moments::ema(state, "exp_avg", &grad, self.betas.0)?;
         let u = state.buffer_or("exp_inf", || Ok(grad.zeros_like()?))?;
         let u = (u * self.betas.1)?.maximum(&(grad.abs()? + self.eps)?)?;

@@ -69,7 +69,8 @@ impl AdamWConfig {
 
 impl Rule for AdamWConfig {
     const NAME: &'static str = "adamw";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "beta1", "beta2", "eps", "weight_decay"];
 
     fn validate(&self) -> Result<()> {
         self.step().validate()
@@ -80,7 +81,14 @@ impl Rule for AdamWConfig {
     }
 
     fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+        moments::set_adam_like(
+            name,
+            value,
+            &mut self.lr,
+            &mut self.betas,
+            &mut self.eps,
+            &mut self.weight_decay,
+        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {
@@ -106,7 +114,11 @@ mod tests {
 
     #[test]
     fn decay_alone_shrinks_by_exactly_one_minus_lr_wd() {
-        let cfg = AdamWConfig { lr: 0.01, weight_decay: 0.5, ..AdamWConfig::default() };
+        let cfg = AdamWConfig {
+            lr: 0.01,
+            weight_decay: 0.5,
+            ..AdamWConfig::default()
+        };
         let (before, after) = run_steps_with_grad(cfg, &[vec![2.0, -1.0, 0.5]], 1, 0.0);
         for (b, a) in before.iter().zip(&after) {
             assert_eq!(*a, b * (1.0 - 0.01 * 0.5));

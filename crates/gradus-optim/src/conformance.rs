@@ -57,7 +57,11 @@ fn values(params: &[NamedVar]) -> Result<Vec<Vec<u64>>> {
         .iter()
         .map(|p| {
             let flat = p.var.as_tensor().flatten_all()?.to_dtype(DType::F64)?;
-            Ok(flat.to_vec1::<f64>()?.into_iter().map(f64::to_bits).collect())
+            Ok(flat
+                .to_vec1::<f64>()?
+                .into_iter()
+                .map(f64::to_bits)
+                .collect())
         })
         .collect()
 }
@@ -75,7 +79,12 @@ pub fn check_defaults_shapes_finite(name: &str) -> Result<()> {
             if p.var.dims() != shape.as_slice() || p.var.dtype() != dtype {
                 return Err(fail(name, format!("`{}` changed shape or dtype", p.name)));
             }
-            let finite = p.var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let finite = p
+                .var
+                .as_tensor()
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?;
             if finite.iter().any(|v| !v.is_finite()) {
                 return Err(fail(name, format!("`{}` became non-finite", p.name)));
             }
@@ -86,7 +95,12 @@ pub fn check_defaults_shapes_finite(name: &str) -> Result<()> {
 
 /// Minimizes `loss` from `start` with the best of several learning rates; returns the best
 /// ratio final/initial loss.
-fn best_ratio(name: &str, start: &[f64], steps: usize, loss: fn(&Tensor) -> Result<Tensor>) -> Result<f64> {
+fn best_ratio(
+    name: &str,
+    start: &[f64],
+    steps: usize,
+    loss: fn(&Tensor) -> Result<Tensor>,
+) -> Result<f64> {
     let mut best = f64::INFINITY;
     for lr in [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0] {
         let x = Var::new(start, &Device::Cpu)?;
@@ -124,11 +138,17 @@ fn rosenbrock(x: &Tensor) -> Result<Tensor> {
 pub fn check_convergence(name: &str) -> Result<()> {
     let q = best_ratio(name, &[1.0, 1.0, 1.0], 1000, quadratic)?;
     if q > 1e-2 {
-        return Err(fail(name, format!("quadratic only reduced to {q:.3e} of its start")));
+        return Err(fail(
+            name,
+            format!("quadratic only reduced to {q:.3e} of its start"),
+        ));
     }
     let r = best_ratio(name, &[-1.0, 1.0], 3000, rosenbrock)?;
     if r > 1e-1 {
-        return Err(fail(name, format!("Rosenbrock only reduced to {r:.3e} of its start")));
+        return Err(fail(
+            name,
+            format!("Rosenbrock only reduced to {r:.3e} of its start"),
+        ));
     }
     Ok(())
 }
@@ -145,7 +165,12 @@ pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
     opt.state_dict()?.save(&path)?;
     let copies = params
         .iter()
-        .map(|p| Ok(NamedVar::new(p.name.clone(), Var::from_tensor(&p.var.as_tensor().copy()?)?)))
+        .map(|p| {
+            Ok(NamedVar::new(
+                p.name.clone(),
+                Var::from_tensor(&p.var.as_tensor().copy()?)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut resumed = build_optimizer(&config(name, None), "optimizer", &copies)?;
     resumed.load_state_dict(&gradus_core::StateDict::load(&path, &Device::Cpu)?)?;
@@ -153,7 +178,10 @@ pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
         opt.step(&grads_for(&params)?)?;
         resumed.step(&grads_for(&copies)?)?;
         if values(&params)? != values(&copies)? {
-            return Err(fail(name, format!("resumed run diverged at step {step} after loading")));
+            return Err(fail(
+                name,
+                format!("resumed run diverged at step {step} after loading"),
+            ));
         }
     }
     Ok(())
@@ -161,7 +189,10 @@ pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
 
 /// Names of every registered optimizer.
 pub fn registered() -> Result<Vec<&'static str>> {
-    Ok(entries::<OptimizerKind>()?.into_iter().map(|e| e.name).collect())
+    Ok(entries::<OptimizerKind>()?
+        .into_iter()
+        .map(|e| e.name)
+        .collect())
 }
 
 /// Runs every check on optimizer `name`.

@@ -42,7 +42,10 @@ impl<R: Rule> GroupedOptimizer<R> {
         let mut seen = std::collections::BTreeSet::new();
         for p in &params {
             if !seen.insert(p.name.as_str()) {
-                return Err(Error::config("params", format!("parameter `{}` given twice", p.name)));
+                return Err(Error::config(
+                    "params",
+                    format!("parameter `{}` given twice", p.name),
+                ));
             }
         }
         let slots = params
@@ -80,12 +83,18 @@ impl<R: Rule> GroupedOptimizer<R> {
 
     /// Index of the group that holds parameter `name`.
     pub fn group_of(&self, name: &str) -> Option<usize> {
-        self.slots.iter().find(|s| s.param.name == name).map(|s| s.group)
+        self.slots
+            .iter()
+            .find(|s| s.param.name == name)
+            .map(|s| s.group)
     }
 
     /// The state of parameter `name` (empty before its first step).
     pub fn param_state(&self, name: &str) -> Option<&ParamState> {
-        self.slots.iter().find(|s| s.param.name == name).map(|s| &s.state)
+        self.slots
+            .iter()
+            .find(|s| s.param.name == name)
+            .map(|s| &s.state)
     }
 
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
@@ -118,7 +127,10 @@ impl<R: Rule> GroupedOptimizer<R> {
         self.groups.get(group).ok_or_else(|| {
             Error::config(
                 "group",
-                format!("no parameter group {group} (the optimizer has {})", self.groups.len()),
+                format!(
+                    "no parameter group {group} (the optimizer has {})",
+                    self.groups.len()
+                ),
             )
         })
     }
@@ -235,7 +247,10 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
                 for buffer in hyper.buffer_names() {
                     let key = format!("{name}.{buffer}");
                     let t = state.require(&key, param.dims())?;
-                    ps.buffers.insert(buffer, t.to_dtype(param.dtype())?.to_device(param.device())?);
+                    ps.buffers.insert(
+                        buffer,
+                        t.to_dtype(param.dtype())?.to_device(param.device())?,
+                    );
                     known.insert(key);
                 }
                 for key_name in hyper.scalar_names() {

@@ -83,16 +83,34 @@ fn parse_group<R: Rule>(base: &R, item: &Value, path: &str) -> Result<GroupSpec<
             .enumerate()
             .map(|(i, p)| match p {
                 Value::String(p) => compile(p, &index_path(&params_path, i)),
-                _ => Err(Error::config(index_path(&params_path, i), "expected a string pattern")),
+                _ => Err(Error::config(
+                    index_path(&params_path, i),
+                    "expected a string pattern",
+                )),
             })
             .collect::<Result<_>>()?,
-        Some(_) => return Err(Error::config(params_path, "expected a pattern or a list of patterns")),
-        None => return Err(Error::config(path, "missing field `params` (a name pattern such as \"*.bias\")")),
+        Some(_) => {
+            return Err(Error::config(
+                params_path,
+                "expected a pattern or a list of patterns",
+            ))
+        }
+        None => {
+            return Err(Error::config(
+                path,
+                "missing field `params` (a name pattern such as \"*.bias\")",
+            ))
+        }
     };
     let frozen = match take_field(&mut item, "frozen") {
         None => false,
         Some(Value::Bool(b)) => b,
-        Some(_) => return Err(Error::config(join_path(path, "frozen"), "expected true or false")),
+        Some(_) => {
+            return Err(Error::config(
+                join_path(path, "frozen"),
+                "expected true or false",
+            ))
+        }
     };
     let mut merged = serde_json::to_value(base)
         .map_err(|e| Error::config(path, format!("cannot merge group: {e}")))?;

@@ -16,7 +16,12 @@ pub fn ema(state: &mut ParamState, name: &'static str, grad: &Tensor, beta: f64)
 }
 
 /// `v ← β v + (1 − β) g²` in buffer `name` (zero-initialized), returning the new v.
-pub fn ema_sq(state: &mut ParamState, name: &'static str, grad: &Tensor, beta: f64) -> Result<Tensor> {
+pub fn ema_sq(
+    state: &mut ParamState,
+    name: &'static str,
+    grad: &Tensor,
+    beta: f64,
+) -> Result<Tensor> {
     let v = state.buffer_or(name, || Ok(grad.zeros_like()?))?;
     let next = ((v * beta)? + (grad.sqr()? * (1.0 - beta))?)?;
     state.set_buffer(name, next.clone());
@@ -24,7 +29,13 @@ pub fn ema_sq(state: &mut ParamState, name: &'static str, grad: &Tensor, beta: f
 }
 
 /// Reads `lr`, `beta1`, `beta2`, `eps`, `weight_decay` of an Adam-like config.
-pub fn get_adam_like(name: &str, lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64) -> Option<f64> {
+pub fn get_adam_like(
+    name: &str,
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+) -> Option<f64> {
     match name {
         "lr" => Some(lr),
         "beta1" => Some(betas.0),

@@ -61,8 +61,14 @@ pub type Nadam = GroupedOptimizer<NadamConfig>;
 
 impl Rule for NadamConfig {
     const NAME: &'static str = "nadam";
-    const HYPERPARAMETERS: &'static [&'static str] =
-        &["lr", "beta1", "beta2", "eps", "weight_decay", "momentum_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] = &[
+        "lr",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "momentum_decay",
+    ];
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -84,7 +90,14 @@ impl Rule for NadamConfig {
             self.momentum_decay = value;
             return true;
         }
-        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+        moments::set_adam_like(
+            name,
+            value,
+            &mut self.lr,
+            &mut self.betas,
+            &mut self.eps,
+            &mut self.weight_decay,
+        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

@@ -59,7 +59,8 @@ pub type Radam = GroupedOptimizer<RadamConfig>;
 
 impl Rule for RadamConfig {
     const NAME: &'static str = "radam";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "beta1", "beta2", "eps", "weight_decay"];
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -73,7 +74,14 @@ impl Rule for RadamConfig {
     }
 
     fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(name, value, &mut self.lr, &mut self.betas, &mut self.eps, &mut self.weight_decay)
+        moments::set_adam_like(
+            name,
+            value,
+            &mut self.lr,
+            &mut self.betas,
+            &mut self.eps,
+            &mut self.weight_decay,
+        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

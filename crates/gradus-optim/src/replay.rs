@@ -87,7 +87,8 @@ impl Case {
                         actual: vec![p.data.len()],
                     });
                 }
-                let t = Tensor::from_vec(p.data.clone(), p.shape.as_slice(), &Device::Cpu)?.to_dtype(dtype)?;
+                let t = Tensor::from_vec(p.data.clone(), p.shape.as_slice(), &Device::Cpu)?
+                    .to_dtype(dtype)?;
                 Ok(NamedVar::new(format!("params.{i}"), Var::from_tensor(&t)?))
             })
             .collect()
@@ -129,7 +130,8 @@ pub fn replay_with(
                     actual: vec![g.len()],
                 });
             }
-            let t = Tensor::from_vec(g.clone(), dims.as_slice(), &Device::Cpu)?.to_dtype(p.var.dtype())?;
+            let t = Tensor::from_vec(g.clone(), dims.as_slice(), &Device::Cpu)?
+                .to_dtype(p.var.dtype())?;
             store.insert(p.var.as_tensor(), t);
         }
         hooks.before_step(params, &mut store)?;
@@ -139,7 +141,13 @@ pub fn replay_with(
         trajectory.params.push(
             params
                 .iter()
-                .map(|p| Ok(p.var.as_tensor().flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?))
+                .map(|p| {
+                    Ok(p.var
+                        .as_tensor()
+                        .flatten_all()?
+                        .to_dtype(DType::F64)?
+                        .to_vec1::<f64>()?)
+                })
                 .collect::<Result<_>>()?,
         );
     }

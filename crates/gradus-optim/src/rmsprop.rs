@@ -59,7 +59,8 @@ pub type Rmsprop = GroupedOptimizer<RmspropConfig>;
 
 impl Rule for RmspropConfig {
     const NAME: &'static str = "rmsprop";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "alpha", "eps", "weight_decay", "momentum"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "alpha", "eps", "weight_decay", "momentum"];
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -105,7 +106,11 @@ impl Rule for RmspropConfig {
     }
 
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
-        let grad = decay::coupled(&decay::signed(grad, self.maximize)?, param, self.weight_decay)?;
+        let grad = decay::coupled(
+            &decay::signed(grad, self.maximize)?,
+            param,
+            self.weight_decay,
+        )?;
         let v = moments::ema_sq(state, "square_avg", &grad, self.alpha)?;
         let v = if self.centered {
             let mean = moments::ema(state, "grad_avg", &grad, self.alpha)?;

@@ -60,7 +60,8 @@ pub type Sgd = GroupedOptimizer<SgdConfig>;
 
 impl Rule for SgdConfig {
     const NAME: &'static str = "sgd";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "momentum", "dampening", "weight_decay"];
+    const HYPERPARAMETERS: &'static [&'static str] =
+        &["lr", "momentum", "dampening", "weight_decay"];
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -105,7 +106,11 @@ impl Rule for SgdConfig {
     }
 
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
-        let grad = decay::coupled(&decay::signed(grad, self.maximize)?, param, self.weight_decay)?;
+        let grad = decay::coupled(
+            &decay::signed(grad, self.maximize)?,
+            param,
+            self.weight_decay,
+        )?;
         let direction = if self.momentum != 0.0 {
             let buf = match state.buffers.get("momentum_buffer") {
                 None => grad.clone(),
@@ -167,18 +172,34 @@ mod tests {
 
     #[test]
     fn nesterov_needs_momentum_and_zero_dampening() {
-        let cfg = SgdConfig { nesterov: true, ..SgdConfig::default() };
+        let cfg = SgdConfig {
+            nesterov: true,
+            ..SgdConfig::default()
+        };
         let err = cfg.validate().unwrap_err();
-        assert_eq!(err.to_string(), "Nesterov momentum requires a momentum and zero dampening");
-        let err = SgdConfig { lr: -1.0, ..SgdConfig::default() }.validate().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Nesterov momentum requires a momentum and zero dampening"
+        );
+        let err = SgdConfig {
+            lr: -1.0,
+            ..SgdConfig::default()
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(err.to_string(), "Invalid learning rate: -1");
     }
 
     #[test]
     fn weight_decay_is_coupled_into_the_gradient() {
         // With zero loss gradient, SGD with λ shrinks θ by exactly (1 − γλ) per step.
-        let cfg = SgdConfig { lr: 0.1, weight_decay: 0.5, ..SgdConfig::default() };
-        let (before, after) = crate::testing::run_steps_with_grad(cfg, &[vec![1.0, -2.0, 4.0]], 1, 0.0);
+        let cfg = SgdConfig {
+            lr: 0.1,
+            weight_decay: 0.5,
+            ..SgdConfig::default()
+        };
+        let (before, after) =
+            crate::testing::run_steps_with_grad(cfg, &[vec![1.0, -2.0, 4.0]], 1, 0.0);
         let expected: Vec<f64> = before.iter().map(|t| t * (1.0 - 0.1 * 0.5)).collect();
         assert_close(&after, &expected, 1e-15);
     }

@@ -31,12 +31,20 @@ pub fn run_steps<R: Rule>(cfg: R, params: &[Vec<f64>], steps: usize) -> (Vec<f64
         }
         opt.apply(&loss.backward().unwrap()).unwrap();
     }
-    let after = vars.iter().flat_map(|v| v.as_tensor().to_vec1::<f64>().unwrap()).collect();
+    let after = vars
+        .iter()
+        .flat_map(|v| v.as_tensor().to_vec1::<f64>().unwrap())
+        .collect();
     (params.concat(), after)
 }
 
 /// Runs `steps` updates with the constant gradient `grad` for every coordinate.
-pub fn run_steps_with_grad<R: Rule>(cfg: R, params: &[Vec<f64>], steps: usize, grad: f64) -> (Vec<f64>, Vec<f64>) {
+pub fn run_steps_with_grad<R: Rule>(
+    cfg: R,
+    params: &[Vec<f64>],
+    steps: usize,
+    grad: f64,
+) -> (Vec<f64>, Vec<f64>) {
     let vars: Vec<Var> = params
         .iter()
         .map(|p| Var::new(p.as_slice(), &Device::Cpu).unwrap())
@@ -50,11 +58,17 @@ pub fn run_steps_with_grad<R: Rule>(cfg: R, params: &[Vec<f64>], steps: usize, g
     for _ in 0..steps {
         let mut grads = candle_core::backprop::GradStore::default();
         for v in &vars {
-            grads.insert(v.as_tensor(), (v.as_tensor().zeros_like().unwrap() + grad).unwrap());
+            grads.insert(
+                v.as_tensor(),
+                (v.as_tensor().zeros_like().unwrap() + grad).unwrap(),
+            );
         }
         opt.apply(&grads).unwrap();
     }
-    let after = vars.iter().flat_map(|v| v.as_tensor().to_vec1::<f64>().unwrap()).collect();
+    let after = vars
+        .iter()
+        .flat_map(|v| v.as_tensor().to_vec1::<f64>().unwrap())
+        .collect();
     (params.concat(), after)
 }
 
@@ -62,6 +76,9 @@ pub fn run_steps_with_grad<R: Rule>(cfg: R, params: &[Vec<f64>], steps: usize, g
 pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
     assert_eq!(actual.len(), expected.len());
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
-        assert!((a - e).abs() <= tol * e.abs().max(1.0), "index {i}: {a} vs {e}");
+        assert!(
+            (a - e).abs() <= tol * e.abs().max(1.0),
+            "index {i}: {a} vs {e}"
+        );
     }
 }

@@ -27,7 +27,9 @@ pub fn weight_decay(wd: f64) -> Result<()> {
 
 /// `momentum >= 0`.
 pub fn momentum(momentum: f64) -> Result<()> {
-    check(momentum >= 0.0, || format!("Invalid momentum value: {momentum}"))
+    check(momentum >= 0.0, || {
+        format!("Invalid momentum value: {momentum}")
+    })
 }
 
 /// `0 <= beta < 1` for each of `betas`.
@@ -42,7 +44,9 @@ pub fn betas(betas: (f64, f64)) -> Result<()> {
 
 /// `low <= value <= high` for a named hyperparameter, worded as PyTorch ("Invalid rho value: 2").
 pub fn in_range(name: &str, value: f64, low: f64, high: f64) -> Result<()> {
-    check((low..=high).contains(&value), || format!("Invalid {name} value: {value}"))
+    check((low..=high).contains(&value), || {
+        format!("Invalid {name} value: {value}")
+    })
 }
 
 /// `value >= 0` for a named hyperparameter.

@@ -3,8 +3,13 @@
 #[test]
 fn every_registered_optimizer_conforms() {
     let names = gradus_optim::conformance::registered().unwrap();
-    for expected in ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"] {
-        assert!(names.contains(&expected), "{expected} is not registered: {names:?}");
+    for expected in [
+        "adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} is not registered: {names:?}"
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let failures: Vec<String> = names

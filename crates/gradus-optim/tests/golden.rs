@@ -16,13 +16,19 @@ fn rel_err(actual: f64, expected: f64) -> f64 {
 
 fn cases() -> Vec<(String, Value)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/optim");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            (p.file_stem().unwrap().to_string_lossy().into_owned(), serde_json::from_str(&text).unwrap())
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                serde_json::from_str(&text).unwrap(),
+            )
         })
         .collect()
 }
@@ -52,7 +58,10 @@ fn plain_optimizer_trajectories_match_pytorch() {
                 }
             }
             for (a, b) in got.lr.iter().zip(&lr_used) {
-                assert!((a - b).abs() <= 1e-15 * b.abs().max(1.0), "{name}: lr {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-15 * b.abs().max(1.0),
+                    "{name}: lr {a} vs {b}"
+                );
             }
             let algorithm = raw["optimizer"]["type"].as_str().unwrap().to_string();
             let entry = worst.entry((algorithm, label)).or_insert(0.0);

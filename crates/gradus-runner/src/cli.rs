@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::replay::{replay_file, UpdatePath};
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
-use crate::replay::{replay_file, UpdatePath};
 
 /// Gradus: optimizers, regularizers, initializers and training pipelines for Candle.
 #[derive(Parser)]

@@ -14,7 +14,12 @@ pub fn render_table(kind: Option<&str>) -> Result<String> {
     let entries = catalog(kind)?;
     let mut out = String::new();
     let mut current = "";
-    let name_width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
+    let name_width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     for entry in &entries {
         if entry.kind != current {
             current = entry.kind;
@@ -31,5 +36,8 @@ pub fn render_table(kind: Option<&str>) -> Result<String> {
 
 fn line(entry: &CatalogEntry, width: usize) -> String {
     let defaults = serde_json::to_string(&entry.defaults).unwrap_or_default();
-    format!("  {:<width$}  {}\n  {:<width$}  defaults: {}\n", entry.name, entry.summary, "", defaults)
+    format!(
+        "  {:<width$}  {}\n  {:<width$}  defaults: {}\n",
+        entry.name, entry.summary, "", defaults
+    )
 }

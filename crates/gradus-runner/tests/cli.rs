@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn gradus(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gradus")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -11,7 +14,10 @@ fn gradus(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../gradus-optim/tests/data/optim");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../gradus-optim/tests/data/optim"
+);
 
 #[test]
 fn list_shows_the_nine_optimizers_with_defaults() {
@@ -19,7 +25,10 @@ fn list_shows_the_nine_optimizers_with_defaults() {
     assert!(ok, "{stderr}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
     let names: Vec<&str> = list.iter().map(|e| e["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"]);
+    assert_eq!(
+        names,
+        ["adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd"]
+    );
     let adamw = &list[4];
     assert_eq!(adamw["defaults"]["weight_decay"], 0.01);
     let (ok, table, _) = gradus(&["list"]);
@@ -39,18 +48,31 @@ fn replay_reproduces_every_plain_golden_case() {
     let mut count = 0;
     for entry in std::fs::read_dir(GOLDEN).unwrap() {
         let path = entry.unwrap().path();
-        let raw: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         if !raw["schedule"].is_null() || !raw["clip"].is_null() {
             continue;
         }
-        let (ok, stdout, stderr) = gradus(&["replay", path.to_str().unwrap(), "--dtype", "f64", "--path", "reference"]);
+        let (ok, stdout, stderr) = gradus(&[
+            "replay",
+            path.to_str().unwrap(),
+            "--dtype",
+            "f64",
+            "--path",
+            "reference",
+        ]);
         assert!(ok, "{}: {stderr}", path.display());
         let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
         let got: Vec<Vec<Vec<f64>>> = serde_json::from_value(out["params"].clone()).unwrap();
         let expected: Vec<Vec<Vec<f64>>> = serde_json::from_value(raw["expected"].clone()).unwrap();
-        let flat = |v: &Vec<Vec<Vec<f64>>>| v.iter().flatten().flatten().copied().collect::<Vec<f64>>();
+        let flat =
+            |v: &Vec<Vec<Vec<f64>>>| v.iter().flatten().flatten().copied().collect::<Vec<f64>>();
         for (a, e) in flat(&got).iter().zip(flat(&expected)) {
-            assert!((a - e).abs() <= 1e-10 * e.abs().max(1e-3), "{}: {a} vs {e}", path.display());
+            assert!(
+                (a - e).abs() <= 1e-10 * e.abs().max(1e-3),
+                "{}: {a} vs {e}",
+                path.display()
+            );
         }
         assert_eq!(out["lr"], raw["lr_used"], "{}", path.display());
         count += 1;
@@ -68,5 +90,8 @@ fn replay_errors_are_clear() {
     std::fs::write(&bad, r#"{"optimizer": {"type": "adam"}, "params": [{"shape": [2], "data": [1.0, 2.0]}], "grads": [[[1.0]]]}"#).unwrap();
     let (ok, _, stderr) = gradus(&["replay", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains("grads[0][0] for params[0]: expected [2], got [1]"), "{stderr}");
+    assert!(
+        stderr.contains("grads[0][0] for params[0]: expected [2], got [1]"),
+        "{stderr}"
+    );
 }

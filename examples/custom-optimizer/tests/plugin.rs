@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn gradus_lion(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gradus-lion")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gradus-lion"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -17,9 +20,15 @@ fn lion_is_listed_next_to_the_builtins() {
     let (ok, stdout, stderr) = gradus_lion(&["list", "optimizer", "--json"]);
     assert!(ok, "{stderr}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
-    let lion = list.iter().find(|e| e["name"] == "lion").expect("lion listed");
+    let lion = list
+        .iter()
+        .find(|e| e["name"] == "lion")
+        .expect("lion listed");
     assert_eq!(lion["defaults"]["lr"], 1e-4);
-    assert!(lion["origin"].as_str().unwrap().starts_with("custom_optimizer"));
+    assert!(lion["origin"]
+        .as_str()
+        .unwrap()
+        .starts_with("custom_optimizer"));
     assert!(list.iter().any(|e| e["name"] == "adam"));
 }
 
@@ -38,7 +47,12 @@ fn lion_replays_a_trajectory_matching_its_rule() {
     let p1 = [1.0 * 0.95 - 0.1, -2.0 * 0.95 + 0.1];
     // Step 2: c = 0.9 (0.01 g₁) + 0.1 g₂ = (0.0045 − 0.1, −0.00225 + 0.01).
     let p2 = [p1[0] * 0.95 + 0.1, p1[1] * 0.95 - 0.1];
-    let got: Vec<Vec<f64>> = out["params"].as_array().unwrap().iter().map(|s| serde_json::from_value(s[0].clone()).unwrap()).collect();
+    let got: Vec<Vec<f64>> = out["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| serde_json::from_value(s[0].clone()).unwrap())
+        .collect();
     for (g, e) in got.iter().zip([p1, p2]) {
         for (a, b) in g.iter().zip(e) {
             assert!((a - b).abs() < 1e-12, "{a} vs {b}");
