@@ -1,0 +1,103 @@
+//! `token_masking`: replace tokens by a mask token with probability `p`.
+
+use gradus_core::config::parse_config;
+use gradus_core::plugin::augment::TextAugmentation;
+use gradus_core::{Result, SeededRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{check_fraction, Protected};
+use crate::params::at_path;
+
+/// Token masking: each unprotected token becomes `mask_token` when `u < p`. The token count
+/// never changes.
+#[derive(Debug, Clone)]
+pub struct TokenMasking {
+    p: f64,
+    mask_token: String,
+    protected: Protected,
+}
+
+/// Config of [`TokenMasking`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenMaskingConfig {
+    /// Masking probability per token. Default: `0.15` (BERT's masking rate).
+    pub p: f64,
+    /// The replacement token. Default: `"[MASK]"` (BERT).
+    pub mask_token: String,
+    /// Tokens never masked (case-insensitive). Default: none.
+    pub protected: Vec<String>,
+}
+
+impl Default for TokenMaskingConfig {
+    fn default() -> Self {
+        TokenMaskingConfig {
+            p: 0.15,
+            mask_token: "[MASK]".to_string(),
+            protected: Vec::new(),
+        }
+    }
+}
+
+impl TokenMasking {
+    /// Validates the config.
+    pub fn new(config: TokenMaskingConfig) -> Result<Self> {
+        Ok(TokenMasking {
+            p: check_fraction("p", config.p)?,
+            mask_token: config.mask_token,
+            protected: Protected::new(&config.protected),
+        })
+    }
+}
+
+impl TextAugmentation for TokenMasking {
+    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+        Ok(tokens
+            .iter()
+            .map(|t| {
+                if !self.protected.contains(t) && rng.unit_f64() < self.p {
+                    self.mask_token.clone()
+                } else {
+                    t.clone()
+                }
+            })
+            .collect())
+    }
+}
+
+fn build(config: &Value, path: &str) -> Result<Box<dyn TextAugmentation>> {
+    let op = TokenMasking::new(parse_config(config, path)?);
+    Ok(Box::new(at_path(path, op)?))
+}
+
+gradus_core::register_text_augmentation!(
+    "token_masking",
+    "replace each token by a mask token with probability p",
+    TokenMaskingConfig,
+    build
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::testing::{tokens, SENTENCE};
+
+    #[test]
+    fn masks_some_tokens_keeping_length_and_protected_ones() {
+        let input = tokens(SENTENCE);
+        let op = TokenMasking::new(TokenMaskingConfig {
+            p: 0.5,
+            mask_token: "<m>".to_string(),
+            protected: vec!["PARIS".to_string()],
+        })
+        .unwrap();
+        let out = op.apply(&input, &mut SeededRng::new(5)).unwrap();
+        assert_eq!(out.len(), input.len());
+        assert!(out.iter().any(|t| t == "<m>"));
+        assert_eq!(out.last().unwrap(), "Paris");
+        for (o, i) in out.iter().zip(&input) {
+            assert!(o == i || o == "<m>");
+        }
+    }
+}
