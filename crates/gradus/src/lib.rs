@@ -1,1 +1,23 @@
-//! facade
+//! Gradus: optimizers, schedules, regularizers, initializers, normalization, augmentation and
+//! data pipelines for Candle, re-exported from one crate behind features (all on by default).
+//!
+//! Each module is the crate of the same name: depend on `gradus-optim` alone if that is all you
+//! need. Naming this facade also links every enabled component, so all of them are registered.
+#![deny(missing_docs)]
+
+pub use gradus_core as core;
+
+#[cfg(feature = "augment")]
+pub use gradus_augment as augment;
+#[cfg(feature = "data")]
+pub use gradus_data as data;
+#[cfg(feature = "init")]
+pub use gradus_init as init;
+#[cfg(feature = "norm")]
+pub use gradus_norm as norm;
+#[cfg(feature = "optim")]
+pub use gradus_optim as optim;
+#[cfg(feature = "regularize")]
+pub use gradus_regularize as regularize;
+#[cfg(feature = "schedule")]
+pub use gradus_schedule as schedule;
