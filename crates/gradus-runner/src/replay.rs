@@ -1,11 +1,18 @@
 //! `gradus replay CASE.json`: run an optimizer (with its schedule and clipping) over a recorded
 //! gradient sequence and print the trajectory as JSON.
+//!
+//! Per step, as in the golden files: gradients ← `grads[step]`; clip; optimizer step; schedule
+//! step. The schedule is stepped once per optimizer step.
 
 use std::path::Path;
 
+use candle_core::backprop::GradStore;
 use candle_core::DType;
-use gradus_core::{Error, Result};
-use gradus_optim::replay::{replay, Case, NoHooks, Trajectory};
+use gradus_core::plugin::schedule::Schedule;
+use gradus_core::{Error, NamedVar, Optimizer, Result};
+use gradus_optim::build_optimizer;
+use gradus_optim::clip::ClipConfig;
+use gradus_optim::replay::{replay_with, Case, ReplayHooks, Trajectory};
 
 /// Which implementation of the update runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,18 +32,48 @@ pub fn replay_file(path: &Path, dtype: DType, update_path: UpdatePath) -> Result
     replay_case(&case, dtype, update_path)
 }
 
-/// Replays a parsed case.
+struct Controls {
+    clip: Option<ClipConfig>,
+    schedule: Option<Box<dyn Schedule>>,
+}
+
+impl ReplayHooks for Controls {
+    fn before_step(&mut self, params: &[NamedVar], grads: &mut GradStore) -> Result<()> {
+        if let Some(clip) = &self.clip {
+            clip.apply(params, grads)?;
+        }
+        Ok(())
+    }
+
+    fn after_step(&mut self, optimizer: &mut dyn Optimizer) -> Result<()> {
+        match &mut self.schedule {
+            Some(schedule) => schedule.step(optimizer, None),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Replays a parsed case, with its `clip` and `schedule` when present.
 pub fn replay_case(case: &Case, dtype: DType, update_path: UpdatePath) -> Result<Trajectory> {
     if update_path == UpdatePath::Fused {
         return Err(Error::Unsupported(
             "the fused CPU path is not part of this build yet; use --path auto or reference".into(),
         ));
     }
-    if case.schedule.as_ref().is_some_and(|s| !s.is_null()) {
-        return Err(Error::Unsupported("replaying a case with a `schedule` needs the training-controls component, not yet in this build".into()));
-    }
-    if case.clip.as_ref().is_some_and(|c| !c.is_null()) {
-        return Err(Error::Unsupported("replaying a case with `clip` needs the training-controls component, not yet in this build".into()));
-    }
-    replay(case, dtype, &mut NoHooks)
+    let params = case.variables(dtype)?;
+    let mut optimizer = build_optimizer(&case.optimizer, "optimizer", &params)?;
+    let clip = match &case.clip {
+        Some(c) if !c.is_null() => Some(ClipConfig::parse(c, "clip")?),
+        _ => None,
+    };
+    let schedule = match &case.schedule {
+        Some(s) if !s.is_null() => Some(gradus_schedule::build_schedule(
+            s,
+            "schedule",
+            optimizer.as_mut(),
+        )?),
+        _ => None,
+    };
+    let mut controls = Controls { clip, schedule };
+    replay_with(case, &params, optimizer.as_mut(), &mut controls)
 }
