@@ -10,6 +10,7 @@ const ALGORITHM_CRATES: &[&str] = &[
     "gradus-optim",
     "gradus-schedule",
     "gradus-regularize",
+    "gradus-layers",
     "gradus-init",
     "gradus-norm",
     "gradus-augment",

@@ -6,12 +6,14 @@
 
 pub mod cli;
 pub mod list;
+pub mod metrics;
 pub mod replay;
 
 // Name every component crate so that the linker keeps their registrations.
 use gradus_augment as _;
 use gradus_data as _;
 use gradus_init as _;
+use gradus_layers as _;
 use gradus_norm as _;
 use gradus_optim as _;
 use gradus_regularize as _;

@@ -1,0 +1,1 @@
+//! Gradus model layers (in progress).
