@@ -149,6 +149,7 @@ fn text_cases() -> Vec<(&'static str, Value, Count)> {
         ("random_deletion", json!({"p": 0.3}), Count::AtMost),
         ("token_masking", json!({"p": 0.3}), Count::Same),
         ("char_noise", json!({"rate": 0.3}), Count::Same),
+        ("back_translation", json!({"pivot": "de"}), Count::Same),
     ]
 }
 

@@ -1,7 +1,8 @@
 //! Gradus augment: seeded, batched data augmentation for images and token sequences.
 //!
 //! Image augmentations transform an [`ImageBatch`] `(n, c, h, w)` of f32 pixels; text
-//! augmentations transform a token sequence. Every operation is a registered plugin built by
+//! augmentations transform a token sequence (strings, or token ids through
+//! [`text::build_id_augmentation`]). Every operation is a registered plugin built by
 //! name from JSON (`{"type": "random_crop", "size": 32, "padding": 4}`), and every random
 //! choice comes from the [`SeededRng`](gradus_core::SeededRng) passed in: the same seed gives
 //! the same bits, whatever the number of threads.

@@ -1,25 +1,39 @@
 //! Random text augmentations over token sequences, one registered plugin per file: the EDA set
 //! (Wei & Zou 2019, "EDA: Easy Data Augmentation Techniques for Boosting Performance on Text
-//! Classification Tasks") plus token masking and character noise.
+//! Classification Tasks"), token masking, character noise and back-translation through a
+//! [`Translator`].
 //!
 //! Every op takes `protected`: tokens (compared case-insensitively) that are never replaced,
-//! moved, deleted, masked or misspelled, e.g. entity names or a stop list.
+//! moved, deleted, masked, misspelled or translated, e.g. entity names or a stop list.
+//!
+//! Ops run on `Vec<String>` through [`TextAugmentation`](crate::TextAugmentation), and on token
+//! ids through [`build_id_augmentation`] (see [`ids`] for which ops need a [`Vocabulary`]).
 
+pub mod back_translation;
 pub mod char_noise;
+pub mod dictionary;
+pub mod ids;
 pub mod random_deletion;
 pub mod random_insertion;
 pub mod random_swap;
 pub mod synonym_replacement;
 pub mod thesaurus;
 pub mod token_masking;
+pub mod translator;
 
+pub use back_translation::{BackTranslation, BackTranslationConfig};
 pub use char_noise::{CharNoise, CharNoiseConfig};
+pub use dictionary::{DictionaryTranslator, DictionaryTranslatorConfig};
+pub use ids::{build_id_augmentation, IdAugmentation, IdOptions, Vocabulary};
 pub use random_deletion::{RandomDeletion, RandomDeletionConfig};
 pub use random_insertion::{RandomInsertion, RandomInsertionConfig};
 pub use random_swap::{RandomSwap, RandomSwapConfig};
 pub use synonym_replacement::{SynonymReplacement, SynonymReplacementConfig};
 pub use thesaurus::Thesaurus;
 pub use token_masking::{TokenMasking, TokenMaskingConfig};
+pub use translator::{
+    build_translator, register_translator, translator_names, Translator, TranslatorFactory,
+};
 
 use std::collections::HashSet;
 

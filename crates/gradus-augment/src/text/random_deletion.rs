@@ -1,5 +1,7 @@
 //! `random_deletion` (EDA's RD): drop each token with probability `p`.
 
+use std::collections::HashSet;
+
 use gradus_core::config::parse_config;
 use gradus_core::plugin::augment::TextAugmentation;
 use gradus_core::{Result, SeededRng};
@@ -47,20 +49,43 @@ impl RandomDeletion {
     }
 }
 
-impl TextAugmentation for RandomDeletion {
-    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+impl RandomDeletion {
+    /// The same deletions on token ids: `protected_ids` are never deleted. With the ids of a
+    /// vocabulary and the ids of the protected words, the result maps to what
+    /// [`TextAugmentation::apply`] gives for the same seed.
+    pub fn apply_ids(
+        &self,
+        ids: &[u32],
+        protected_ids: &HashSet<u32>,
+        rng: &mut SeededRng,
+    ) -> Vec<u32> {
+        self.delete(ids, |id| protected_ids.contains(id), rng)
+    }
+
+    fn delete<T: Clone>(
+        &self,
+        tokens: &[T],
+        protected: impl Fn(&T) -> bool,
+        rng: &mut SeededRng,
+    ) -> Vec<T> {
         if tokens.len() <= 1 {
-            return Ok(tokens.to_vec());
+            return tokens.to_vec();
         }
-        let out: Vec<String> = tokens
+        let out: Vec<T> = tokens
             .iter()
-            .filter(|t| self.protected.contains(t) || rng.unit_f64() >= self.p)
+            .filter(|t| protected(t) || rng.unit_f64() >= self.p)
             .cloned()
             .collect();
         if out.is_empty() {
-            return Ok(vec![tokens[rng.below(tokens.len())].clone()]);
+            return vec![tokens[rng.below(tokens.len())].clone()];
         }
-        Ok(out)
+        out
+    }
+}
+
+impl TextAugmentation for RandomDeletion {
+    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+        Ok(self.delete(tokens, |t| self.protected.contains(t), rng))
     }
 }
 

@@ -1,5 +1,7 @@
 //! `random_swap` (EDA's RS): swap random pairs of tokens.
 
+use std::collections::HashSet;
+
 use gradus_core::config::parse_config;
 use gradus_core::plugin::augment::TextAugmentation;
 use gradus_core::{Result, SeededRng};
@@ -52,14 +54,31 @@ impl RandomSwap {
     }
 }
 
-impl TextAugmentation for RandomSwap {
-    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+impl RandomSwap {
+    /// The same swaps on token ids: `protected_ids` never move. With the ids of a vocabulary
+    /// and the ids of the protected words, the result maps to what [`TextAugmentation::apply`]
+    /// gives for the same seed.
+    pub fn apply_ids(
+        &self,
+        ids: &[u32],
+        protected_ids: &HashSet<u32>,
+        rng: &mut SeededRng,
+    ) -> Vec<u32> {
+        self.swap(ids, |id| protected_ids.contains(id), rng)
+    }
+
+    fn swap<T: Clone>(
+        &self,
+        tokens: &[T],
+        protected: impl Fn(&T) -> bool,
+        rng: &mut SeededRng,
+    ) -> Vec<T> {
         let mut out = tokens.to_vec();
         let free: Vec<usize> = (0..tokens.len())
-            .filter(|&i| !self.protected.contains(&tokens[i]))
+            .filter(|&i| !protected(&tokens[i]))
             .collect();
         if free.len() < 2 {
-            return Ok(out);
+            return out;
         }
         for _ in 0..count(self.n, self.fraction, tokens.len()) {
             let a = rng.below(free.len());
@@ -67,7 +86,13 @@ impl TextAugmentation for RandomSwap {
             let b = (a + 1 + rng.below(free.len() - 1)) % free.len();
             out.swap(free[a], free[b]);
         }
-        Ok(out)
+        out
+    }
+}
+
+impl TextAugmentation for RandomSwap {
+    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+        Ok(self.swap(tokens, |t| self.protected.contains(t), rng))
     }
 }
 

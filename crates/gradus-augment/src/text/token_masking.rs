@@ -1,5 +1,7 @@
 //! `token_masking`: replace tokens by a mask token with probability `p`.
 
+use std::collections::HashSet;
+
 use gradus_core::config::parse_config;
 use gradus_core::plugin::augment::TextAugmentation;
 use gradus_core::{Result, SeededRng};
@@ -51,18 +53,54 @@ impl TokenMasking {
     }
 }
 
-impl TextAugmentation for TokenMasking {
-    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
-        Ok(tokens
+impl TokenMasking {
+    /// The mask token of the config (look its id up in the vocabulary for
+    /// [`TokenMasking::apply_ids`]).
+    pub fn mask_token(&self) -> &str {
+        &self.mask_token
+    }
+
+    /// The same masking on token ids: unprotected ids become `mask_id`. With the ids of a
+    /// vocabulary, `mask_id` the id of the mask token and the ids of the protected words, the
+    /// result maps to what [`TextAugmentation::apply`] gives for the same seed.
+    pub fn apply_ids(
+        &self,
+        ids: &[u32],
+        mask_id: u32,
+        protected_ids: &HashSet<u32>,
+        rng: &mut SeededRng,
+    ) -> Vec<u32> {
+        self.mask(ids, &mask_id, |id| protected_ids.contains(id), rng)
+    }
+
+    fn mask<T: Clone>(
+        &self,
+        tokens: &[T],
+        mask: &T,
+        protected: impl Fn(&T) -> bool,
+        rng: &mut SeededRng,
+    ) -> Vec<T> {
+        tokens
             .iter()
             .map(|t| {
-                if !self.protected.contains(t) && rng.unit_f64() < self.p {
-                    self.mask_token.clone()
+                if !protected(t) && rng.unit_f64() < self.p {
+                    mask.clone()
                 } else {
                     t.clone()
                 }
             })
-            .collect())
+            .collect()
+    }
+}
+
+impl TextAugmentation for TokenMasking {
+    fn apply(&self, tokens: &[String], rng: &mut SeededRng) -> Result<Vec<String>> {
+        Ok(self.mask(
+            tokens,
+            &self.mask_token,
+            |t| self.protected.contains(t),
+            rng,
+        ))
     }
 }
 
