@@ -1,3 +1,4 @@
+//! Tests of the token-id text augmentation path.
 use gradus_core::registry::resolve;
 use proptest::prelude::*;
 use serde_json::json;

@@ -1,3 +1,4 @@
+//! Tests of the composition operations.
 use super::*;
 use crate::batch::testing::{identical_batch, random_batch, sample};
 use serde_json::json;
