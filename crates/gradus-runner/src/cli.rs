@@ -1,11 +1,18 @@
 //! The `gradus` command line: argument parsing and dispatch.
+//!
+//! Exit codes: 0 success, 2 bad input (pipeline, data, case file, arguments), 1 failure while
+//! running. Errors print their whole cause chain.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use crate::replay::{replay_file, UpdatePath};
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::replay::{replay_file, UpdatePath};
+use crate::run::Failure;
 
 /// Gradus: optimizers, regularizers, initializers and training pipelines for Candle.
 #[derive(Parser)]
@@ -17,11 +24,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List every registered component (optimizers, schedules, initializers, ...) with its
-    /// summary and default configuration.
+    /// Train a pipeline (without one: the built-in digits MLP) into a run folder.
+    Run {
+        /// The pipeline JSON file.
+        pipeline: Option<PathBuf>,
+        /// Run folder (default: output.dir, else runs/<name>-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override the pipeline's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// One line per epoch instead of a progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Continue an interrupted run from its last checkpoint.
+    Resume {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// One line per epoch instead of a progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Parse and build everything (data, model shapes, optimizer, ...) without training.
+    Validate {
+        /// The pipeline JSON file.
+        pipeline: PathBuf,
+    },
+    /// Print a JSON Schema of the pipeline, generated from the registered components.
+    Schema,
+    /// Overlay the curves of several runs and tabulate their final metrics.
+    Compare {
+        /// Run folders.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where to write compare_*.svg/png, compare.md and compare.json (default: the current folder).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// List every registered component with its summary and default configuration. KIND:
+    /// optimizer, schedule, regularizer, initializer, layer, normalization, preprocessor,
+    /// augmentation (image_augmentation, text_augmentation), data (data_source, batching).
     List {
-        /// Only this kind: optimizer, schedule, regularizer, initializer, layer, normalization,
-        /// preprocessor, image_augmentation, text_augmentation, data_source, batching.
+        /// Only this kind.
         kind: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -47,13 +92,64 @@ enum Precision {
     F64,
 }
 
-fn run(cli: Cli) -> gradus_core::Result<String> {
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    // A second Ctrl-C while stopping aborts at once.
+    let _ = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current batch (Ctrl-C again to abort)...");
+    });
+    flag
+}
+
+fn finished(dir: PathBuf, report: &crate::train::Report) -> String {
+    let mut lines = Vec::new();
+    if let Some(acc) = report.test_accuracy {
+        lines.push(format!("test accuracy {acc:.4}"));
+    }
+    if let Some(loss) = report.test_loss {
+        lines.push(format!("test loss {loss:.4}"));
+    }
+    lines.push(format!(
+        "{} epochs ({}), {:.1} s, {:.0} samples/s",
+        report.epochs_run, report.stopped_because, report.wall_seconds, report.samples_per_second
+    ));
+    lines.push(format!("run folder: {}", dir.display()));
+    lines.join("\n")
+}
+
+fn run(cli: Cli) -> Result<String, Failure> {
+    let bad = Failure::BadInput;
     match cli.command {
+        Command::Run {
+            pipeline,
+            out,
+            seed,
+            quiet,
+        } => {
+            let (dir, report) =
+                crate::run::run(pipeline.as_deref(), out, seed, quiet, interrupt_flag())?;
+            Ok(finished(dir, &report))
+        }
+        Command::Resume { run_dir, quiet } => {
+            let (dir, report) = crate::run::resume(&run_dir, quiet, interrupt_flag())?;
+            Ok(finished(dir, &report))
+        }
+        Command::Validate { pipeline } => crate::run::validate(&pipeline),
+        Command::Schema => crate::schema::pipeline_schema()
+            .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
+            .map_err(Failure::Runtime),
+        Command::Compare { runs, out } => crate::compare::compare(&runs, &out)
+            .map(|report| report.table)
+            .map_err(bad),
         Command::List { kind, json } => {
             if json {
-                crate::list::render_json(kind.as_deref())
+                crate::list::render_json(kind.as_deref()).map_err(bad)
             } else {
-                crate::list::render_table(kind.as_deref())
+                crate::list::render_table(kind.as_deref()).map_err(bad)
             }
         }
         Command::Replay { case, dtype, path } => {
@@ -61,7 +157,7 @@ fn run(cli: Cli) -> gradus_core::Result<String> {
                 Precision::F32 => DType::F32,
                 Precision::F64 => DType::F64,
             };
-            let trajectory = replay_file(&case, dtype, path)?;
+            let trajectory = replay_file(&case, dtype, path).map_err(bad)?;
             Ok(serde_json::to_string(&trajectory).unwrap_or_default())
         }
     }
@@ -75,14 +171,15 @@ pub fn main() -> ExitCode {
             println!("{text}");
             ExitCode::SUCCESS
         }
-        Err(err) => {
+        Err(failure) => {
+            let err = failure.error();
             eprintln!("error: {err}");
-            let mut source = std::error::Error::source(&err);
+            let mut source = std::error::Error::source(err);
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
             }
-            ExitCode::FAILURE
+            ExitCode::from(failure.exit_code())
         }
     }
 }

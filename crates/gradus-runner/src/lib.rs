@@ -4,10 +4,19 @@
 //! in the binary (a crate nothing names is dropped by the linker, registrations and all).
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod cli;
+pub mod compare;
+pub mod experiment;
 pub mod list;
+pub mod loss;
 pub mod metrics;
+pub mod pipeline;
+pub mod plots;
 pub mod replay;
+pub mod run;
+pub mod schema;
+pub mod train;
 
 // Name every component crate so that the linker keeps their registrations.
 use gradus_augment as _;

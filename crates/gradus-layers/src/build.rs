@@ -1,0 +1,148 @@
+//! Building layers from JSON: one `type` looked up among the model layers, then among the
+//! normalization layers, and a stack of layers with shapes inferred one after another.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use gradus_core::config::{display_path, index_path, join_path, split_type};
+use gradus_core::plugin::layer::{ForwardContext, Layer, LayerContext};
+use gradus_core::registry::{name_map, LayerKind, NormalizationKind};
+use gradus_core::suggest::nearest;
+use gradus_core::{Error, Result, SeededRng, StateDict};
+use serde_json::Value;
+
+/// Builds the layer `config` (`{"type": ..., ...}`, found at JSON path `path`) for
+/// `ctx.input_shape`.
+///
+/// `type` is resolved among the registered model layers ([`LayerKind`]), then among the
+/// normalization layers ([`NormalizationKind`]), so `batch_norm` and friends work in a layer
+/// list. An unknown name lists the names of both kinds and suggests the nearest. A layer that
+/// cannot take its input shape fails with an error naming the type, the input shape and `path`:
+/// [`Error::ShapeMismatch`] (its context names type and path) or [`Error::Config`] at `path`.
+pub fn build_layer(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<Box<dyn Layer>> {
+    let (name, rest) = split_type(config, path)?;
+    let layers = name_map::<LayerKind>()?;
+    let norms = name_map::<NormalizationKind>()?;
+    let build = match (layers.get(name.as_str()), norms.get(name.as_str())) {
+        (Some(entry), _) => entry.build,
+        (None, Some(entry)) => entry.build,
+        (None, None) => {
+            let mut valid: Vec<String> = layers
+                .keys()
+                .chain(norms.keys())
+                .map(|k| k.to_string())
+                .collect();
+            valid.sort();
+            return Err(Error::UnknownName {
+                kind: "layer",
+                suggestion: nearest(&name, &valid),
+                name,
+                path: display_path(&join_path(path, "type")),
+                valid,
+            });
+        }
+    };
+    let input = ctx.input_shape.clone();
+    build(&rest, path, ctx).map_err(|err| locate(err, &name, path, &input))
+}
+
+/// Makes a build error name the layer type, its JSON path and its input shape.
+fn locate(err: Error, name: &str, path: &str, input: &[usize]) -> Error {
+    let path = display_path(path);
+    match err {
+        Error::ShapeMismatch {
+            context,
+            expected,
+            actual,
+        } => Error::ShapeMismatch {
+            context: format!("`{name}` layer at {path} (input shape {input:?}): {context}"),
+            expected,
+            actual,
+        },
+        Error::Unsupported(message) => Error::config(
+            path,
+            format!("`{name}` layer cannot take input shape {input:?}: {message}"),
+        ),
+        Error::Candle(e) => Error::config(
+            path,
+            format!("`{name}` layer with input shape {input:?}: {e}"),
+        ),
+        other => other,
+    }
+}
+
+/// Layers applied one after another, each built for the output shape of the one before.
+pub(crate) struct Stack {
+    pub layers: Vec<Box<dyn Layer>>,
+    /// `(type, output shape)` of each layer.
+    pub summary: Vec<(String, Vec<usize>)>,
+    pub output_shape: Vec<usize>,
+}
+
+/// Where the parameters of a stack go and how they are drawn.
+pub(crate) struct Placement<'a> {
+    pub vars: &'a VarMap,
+    pub rng: &'a mut SeededRng,
+    pub dtype: DType,
+    pub device: Device,
+}
+
+impl Stack {
+    /// Builds `configs[i]` at JSON path `{path}[i]` with parameter prefix `{prefix}.{i}`.
+    pub(crate) fn build(
+        configs: &[Value],
+        path: &str,
+        prefix: &str,
+        input_shape: &[usize],
+        at: &mut Placement,
+    ) -> Result<Stack> {
+        let mut shape = input_shape.to_vec();
+        let mut layers = Vec::with_capacity(configs.len());
+        let mut summary = Vec::with_capacity(configs.len());
+        for (i, config) in configs.iter().enumerate() {
+            let layer_path = index_path(path, i);
+            let mut ctx = LayerContext {
+                input_shape: shape.clone(),
+                vars: at.vars,
+                prefix: join_path(prefix, &i.to_string()),
+                rng: &mut *at.rng,
+                dtype: at.dtype,
+                device: at.device.clone(),
+            };
+            let layer = build_layer(config, &layer_path, &mut ctx)?;
+            shape = layer.output_shape();
+            let (name, _) = split_type(config, &layer_path)?;
+            summary.push((name, shape.clone()));
+            layers.push(layer);
+        }
+        Ok(Stack {
+            layers,
+            summary,
+            output_shape: shape,
+        })
+    }
+
+    pub(crate) fn forward(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &mut self.layers {
+            h = layer.forward(&h, ctx)?;
+        }
+        Ok(h)
+    }
+
+    /// Every layer's buffers, named `{prefix}.{i}.{name}`.
+    pub(crate) fn buffers(&self, prefix: &str) -> StateDict {
+        let mut all = StateDict::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            all.extend_prefixed(&join_path(prefix, &i.to_string()), &layer.buffers());
+        }
+        all
+    }
+
+    /// Restores what [`Stack::buffers`] saved.
+    pub(crate) fn load_buffers(&mut self, prefix: &str, buffers: &StateDict) -> Result<()> {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.load_buffers(&buffers.sub(&join_path(prefix, &i.to_string())))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Tests of [`Conv2d`](super::Conv2d) against a naive loop.
+
+use super::*;
+use crate::testing::{assert_all_close, context, fctx, grads_of};
+use candle_core::Device;
+use candle_nn::VarMap;
+use gradus_core::SeededRng;
+use serde_json::json;
+
+fn build_conv(config: Value, shape: &[usize]) -> Result<(VarMap, Conv2d)> {
+    let vars = VarMap::new();
+    let mut rng = SeededRng::new(11);
+    let layer = {
+        let mut ctx = context(&vars, shape, &mut rng);
+        let config: Conv2dConfig = gradus_core::config::parse_config(&config, "m[0]")?;
+        Conv2d::from_context(&config, "m[0]", &mut ctx)?
+    };
+    Ok((vars, layer))
+}
+
+/// The definition, one multiply-add at a time (indices as in the formula, hence the lint).
+#[allow(clippy::needless_range_loop)]
+fn naive(x: &Tensor, layer: &Conv2d) -> Tensor {
+    let xs = x.to_vec3::<f64>().unwrap(); // one sample (C, H, W)
+    let (c_in, h, w) = (xs.len(), xs[0].len(), xs[0][0].len());
+    let kernel: Vec<Vec<Vec<Vec<f64>>>> = (0..layer.weight.dim(0).unwrap())
+        .map(|o| layer.weight.get(o).unwrap().to_vec3::<f64>().unwrap())
+        .collect();
+    let bias = layer.bias.as_ref().map(|b| b.to_vec1::<f64>().unwrap());
+    let (out, per_group) = (kernel.len(), kernel[0].len());
+    let (kh, kw) = (kernel[0][0].len(), kernel[0][0][0].len());
+    let [s_h, s_w] = layer.stride;
+    let [p_h, p_w] = layer.padding;
+    let d = layer.dilation;
+    let out_per_group = out / layer.groups;
+    let [_, h_out, w_out] = layer.output_shape[..] else {
+        unreachable!()
+    };
+    let mut y = vec![0.0; out * h_out * w_out];
+    for o in 0..out {
+        let g = o / out_per_group;
+        for i in 0..h_out {
+            for j in 0..w_out {
+                let mut acc = bias.as_ref().map_or(0.0, |b| b[o]);
+                for c in 0..per_group {
+                    for u in 0..kh {
+                        for v in 0..kw {
+                            let r = (s_h * i + d * u) as isize - p_h as isize;
+                            let q = (s_w * j + d * v) as isize - p_w as isize;
+                            if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w {
+                                acc += kernel[o][c][u][v]
+                                    * xs[g * per_group + c][r as usize][q as usize];
+                            }
+                        }
+                    }
+                }
+                y[(o * h_out + i) * w_out + j] = acc;
+            }
+        }
+    }
+    assert!(c_in == per_group * layer.groups);
+    Tensor::from_vec(y, (out, h_out, w_out), &Device::Cpu).unwrap()
+}
+
+fn input(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n)
+        .map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0)
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn matches_naive_loop_across_settings() {
+    let cases = [
+        (json!({"out_channels": 3, "kernel_size": 3}), vec![2, 6, 7]),
+        (
+            json!({"out_channels": 2, "kernel_size": [2, 3], "stride": 2, "padding": 1}),
+            vec![2, 7, 6],
+        ),
+        (
+            json!({"out_channels": 4, "kernel_size": 3, "dilation": 2, "padding": [2, 1], "bias": false}),
+            vec![1, 8, 8],
+        ),
+        (
+            json!({"out_channels": 4, "kernel_size": 3, "stride": [1, 2], "groups": 2}),
+            vec![4, 5, 6],
+        ),
+    ];
+    for (config, shape) in cases {
+        let (_vars, mut layer) = build_conv(config.clone(), &shape).unwrap();
+        let x = input(&[2, shape[0], shape[1], shape[2]]);
+        let y = layer.forward(&x, &mut fctx(false)).unwrap();
+        assert_eq!(&y.dims()[1..], layer.output_shape().as_slice(), "{config}");
+        for n in 0..2 {
+            let sample = x.get(n).unwrap();
+            assert_all_close(&y.get(n).unwrap(), &naive(&sample, &layer), 1e-12);
+        }
+    }
+}
+
+#[test]
+fn parameters_use_pytorch_layout_and_bias_bound() {
+    let (vars, layer) = build_conv(
+        json!({"out_channels": 6, "kernel_size": [3, 2], "groups": 3}),
+        &[3, 5, 5],
+    )
+    .unwrap();
+    assert_eq!(layer.weight().dims(), &[6, 1, 3, 2]);
+    let bound = 1.0 / 6f64.sqrt(); // fan_in = 1 * 3 * 2
+    let b = layer.bias().unwrap().to_vec1::<f64>().unwrap();
+    assert!(b.iter().all(|v| v.abs() <= bound));
+    assert!(vars.data().lock().unwrap().contains_key("layer.weight"));
+}
+
+#[test]
+fn gradients_reach_weight_and_bias() {
+    let (vars, mut layer) = build_conv(
+        json!({"out_channels": 2, "kernel_size": 2, "stride": 2, "padding": 1}),
+        &[1, 4, 4],
+    )
+    .unwrap();
+    let x = input(&[3, 1, 4, 4]);
+    let y = layer.forward(&x, &mut fctx(true)).unwrap();
+    let grads = grads_of(&y.sum_all().unwrap(), &vars);
+    // d sum(y) / d b[o] = N * H_out * W_out = 3 * 3 * 3
+    assert_eq!(grads["layer.bias"], vec![27.0, 27.0]);
+    assert_eq!(grads["layer.weight"].len(), 8);
+    assert!(grads["layer.weight"].iter().any(|g| *g != 0.0));
+}
+
+#[test]
+fn shape_errors_name_both_shapes() {
+    let err = build_conv(json!({"out_channels": 2, "kernel_size": 5}), &[1, 3, 3])
+        .err()
+        .expect("an error");
+    match err {
+        Error::ShapeMismatch {
+            expected, actual, ..
+        } => {
+            assert_eq!(expected, vec![1, 5, 5]);
+            assert_eq!(actual, vec![1, 3, 3]);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let err = build_conv(json!({"out_channels": 2, "kernel_size": 3}), &[16])
+        .err()
+        .expect("an error");
+    assert!(
+        err.to_string().contains("(C, H, W), got shape [16]"),
+        "{err}"
+    );
+    let err = build_conv(
+        json!({"out_channels": 3, "kernel_size": 3, "groups": 2}),
+        &[4, 5, 5],
+    )
+    .err()
+    .expect("an error");
+    assert!(
+        err.to_string().starts_with("invalid config at m[0].groups"),
+        "{err}"
+    );
+    let err = build_conv(json!({"kernel_size": 3}), &[4, 5, 5])
+        .err()
+        .expect("an error");
+    assert_eq!(
+        err.to_string(),
+        "invalid config at m[0].out_channels: missing field `out_channels`"
+    );
+}

@@ -1,0 +1,201 @@
+//! The pipeline JSON: one experiment, from data to outputs. Component fields (`"type"`) stay
+//! JSON here and are resolved through the registry when the experiment is built, so plugins
+//! work unchanged; everything else is parsed strictly, with paths in every error.
+
+use gradus_core::config::parse_config;
+use gradus_core::{Error, Result};
+use gradus_data::SplitConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A whole experiment. See `docs/pipeline.md` for every field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Name used for the run folder (`runs/<name>-<timestamp>`). Default: the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seed of every random choice (init, split, shuffling, dropout, augmentation). Default: `42`.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Data source, split and preprocessing.
+    #[serde(default)]
+    pub data: DataSection,
+    /// Image augmentations applied to each training batch, in order.
+    #[serde(default)]
+    pub augment: Vec<Value>,
+    /// The model.
+    pub model: ModelSection,
+    /// The loss. Default: `{"type": "cross_entropy"}`.
+    #[serde(default = "default_loss")]
+    pub loss: Value,
+    /// The optimizer (`{"type": "adam", ...}`, with optional `groups`).
+    pub optimizer: Value,
+    /// A schedule, with `"per": "epoch"` (default) or `"step"`.
+    #[serde(default)]
+    pub schedule: Option<Value>,
+    /// Gradient clipping: `{"max_norm": 1.0, "norm_type": 2.0}` or `{"clip_value": 0.5}`.
+    #[serde(default)]
+    pub clip: Option<Value>,
+    /// Regularizers (`l1`, `l2`, `weight_decay`, `max_norm`, ...).
+    #[serde(default)]
+    pub regularizers: Vec<Value>,
+    /// Batching strategy. Default: `{"type": "mini_batch", "batch_size": 32, "shuffle": true}`.
+    #[serde(default = "default_batching")]
+    pub batching: Value,
+    /// Training controls.
+    #[serde(default)]
+    pub train: TrainSection,
+    /// Outputs.
+    #[serde(default)]
+    pub output: OutputSection,
+}
+
+/// `data`: where samples come from and how they are prepared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// Data source. Default: `{"type": "digits"}` (embedded).
+    pub source: Value,
+    /// Train / validation / test split.
+    pub split: SplitConfig,
+    /// Preprocessors fitted on the training split only, applied to every split.
+    pub preprocess: Vec<Value>,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            source: json!({"type": "digits"}),
+            split: SplitConfig {
+                val: 0.15,
+                test: 0.15,
+                stratify: true,
+                ..SplitConfig::default()
+            },
+            preprocess: Vec::new(),
+        }
+    }
+}
+
+/// `model`: the input shape of one sample and the layers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Shape of one input sample; must match the data when given. Default: the data's.
+    #[serde(default)]
+    pub input: Option<Vec<usize>>,
+    /// Layers, in order (`linear`, `conv2d`, `relu`, `batch_norm`, `dropout`, `residual`, ...).
+    pub layers: Vec<Value>,
+    /// Parameter dtype: `"f32"` or `"f64"`. Default: `"f32"`.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+}
+
+/// `train`: epochs and the controls around each step.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Number of epochs. Default: `20`.
+    pub epochs: usize,
+    /// Micro-batches accumulated (mean) per optimizer step. Default: `1`.
+    pub accumulate: usize,
+    /// Non-finite policy: `"error"`, `"skip"` or `"rollback"`, or a full guard config object.
+    /// Default: `"skip"`.
+    pub non_finite: Value,
+    /// Early stopping (`monitor`, `mode`, `min_delta`, `patience`, ...). Default: none.
+    pub early_stopping: Option<Value>,
+    /// Batch size used for evaluation. Default: `512`.
+    pub eval_batch_size: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            epochs: 20,
+            accumulate: 1,
+            non_finite: json!("skip"),
+            early_stopping: None,
+            eval_batch_size: 512,
+        }
+    }
+}
+
+/// `output`: the run folder and what goes into it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputSection {
+    /// Run folder; `--out` overrides it. Default: `runs/<name>-<timestamp>`.
+    pub dir: Option<String>,
+    /// Save the `last` checkpoint every this many epochs (0 = only at the end). Default: `1`.
+    pub checkpoint_every: usize,
+    /// Write loss and accuracy plots. Default: `true`.
+    pub plots: bool,
+}
+
+impl Default for OutputSection {
+    fn default() -> Self {
+        OutputSection {
+            dir: None,
+            checkpoint_every: 1,
+            plots: true,
+        }
+    }
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+fn default_loss() -> Value {
+    json!({"type": "cross_entropy"})
+}
+
+fn default_batching() -> Value {
+    json!({"type": "mini_batch", "batch_size": 32, "shuffle": true})
+}
+
+fn default_dtype() -> String {
+    "f32".to_string()
+}
+
+impl Pipeline {
+    /// Parses pipeline JSON text strictly; `origin` names the file in syntax errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Pipeline> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::config(origin, format!("not valid JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses an already-read JSON value strictly.
+    pub fn from_value(value: &Value) -> Result<Pipeline> {
+        let pipeline: Pipeline = parse_config(value, "")?;
+        if pipeline.train.epochs == 0 {
+            return Err(Error::config("train.epochs", "must be at least 1"));
+        }
+        if pipeline.train.accumulate == 0 {
+            return Err(Error::config("train.accumulate", "must be at least 1"));
+        }
+        if pipeline.train.eval_batch_size == 0 {
+            return Err(Error::config("train.eval_batch_size", "must be at least 1"));
+        }
+        if !matches!(pipeline.model.dtype.as_str(), "f32" | "f64") {
+            return Err(Error::config(
+                "model.dtype",
+                format!(
+                    "expected \"f32\" or \"f64\", got {:?}",
+                    pipeline.model.dtype
+                ),
+            ));
+        }
+        Ok(pipeline)
+    }
+
+    /// The pipeline as JSON, every default filled in (what `pipeline.json` of a run holds).
+    pub fn resolved(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The built-in pipeline `gradus run` uses without an argument: an MLP on the embedded digits.
+pub const DEFAULT_PIPELINE: &str = include_str!("../../../examples/pipelines/digits-mlp.json");

@@ -1,0 +1,373 @@
+//! Loss and accuracy curves of a run folder: `loss.svg`/`loss.png` and
+//! `accuracy.svg`/`accuracy.png`, drawn with plotters.
+//!
+//! Text in the PNG files is rasterized from the DejaVu Sans font shipped in `assets/`
+//! (plotters' `ab_glyph` backend), so rendering never depends on the system's fontconfig or
+//! freetype. Every file is written atomically (rendered in memory, then a temp file and a
+//! rename), so a reader never sees half a plot.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use gradus_core::{Error, Result};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::metrics::EpochMetrics;
+
+/// Size in pixels of every plot (SVG view box and PNG image).
+pub const PLOT_SIZE: (u32, u32) = (800, 500);
+
+/// DejaVu Sans 2.37 (Bitstream Vera license, see `assets/DejaVuSans-LICENSE.txt`).
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Distinct line colors (Tableau 10), one per run in `gradus compare`.
+pub(crate) const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One curve of a chart: `(epoch, value)` points, non-finite values allowed (they break the
+/// line instead of being drawn).
+pub(crate) struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Points in epoch order.
+    pub points: Vec<(usize, f64)>,
+    /// Line color.
+    pub color: RGBColor,
+    /// Dashed line (training curves next to solid validation curves).
+    pub dashed: bool,
+}
+
+/// A line chart of per-epoch values.
+pub(crate) struct Chart {
+    /// Title drawn above the plot.
+    pub caption: String,
+    /// Y axis description.
+    pub y_desc: &'static str,
+    /// The curves.
+    pub series: Vec<Series>,
+    /// Where the legend goes (away from where the curves usually are).
+    pub legend: SeriesLabelPosition,
+}
+
+/// Writes `loss.svg`/`loss.png` (training and validation loss per epoch) and, when any epoch
+/// has an accuracy, `accuracy.svg`/`accuracy.png` into `dir`. `title` heads every plot (the
+/// run's name). Non-finite values are left out of the curves. Returns nothing; the files it
+/// wrote are the ones named above.
+///
+/// # Errors
+/// [`Error::Unsupported`] when `metrics` is empty; [`Error::Io`] naming the file when one
+/// cannot be rendered or written.
+pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<()> {
+    if metrics.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "cannot plot metrics into {}: no epochs recorded",
+            dir.display()
+        )));
+    }
+    let caption = |what: &str| {
+        if title.is_empty() {
+            what.to_string()
+        } else {
+            format!("{title}: {what}")
+        }
+    };
+    let column = |f: fn(&EpochMetrics) -> Option<f64>| -> Option<Vec<(usize, f64)>> {
+        metrics.iter().any(|m| f(m).is_some()).then(|| {
+            metrics
+                .iter()
+                .map(|m| (m.epoch, f(m).unwrap_or(f64::NAN)))
+                .collect()
+        })
+    };
+    let (train, val) = (PALETTE[0], PALETTE[1]);
+    let series = |train_col: Option<Vec<(usize, f64)>>, val_col: Option<Vec<_>>, what: &str| {
+        let mut out = Vec::new();
+        if let Some(points) = train_col {
+            out.push(Series {
+                label: format!("train {what}"),
+                points,
+                color: train,
+                dashed: false,
+            });
+        }
+        if let Some(points) = val_col {
+            out.push(Series {
+                label: format!("val {what}"),
+                points,
+                color: val,
+                dashed: false,
+            });
+        }
+        out
+    };
+
+    let loss = Chart {
+        caption: caption("loss"),
+        y_desc: "loss",
+        series: series(
+            column(|m| Some(m.train_loss)),
+            column(|m| m.val_loss),
+            "loss",
+        ),
+        legend: SeriesLabelPosition::UpperRight,
+    };
+    write_chart(dir, "loss", &loss)?;
+
+    let accuracy = series(
+        column(|m| m.train_accuracy),
+        column(|m| m.val_accuracy),
+        "accuracy",
+    );
+    if !accuracy.is_empty() {
+        let chart = Chart {
+            caption: caption("accuracy"),
+            y_desc: "accuracy",
+            series: accuracy,
+            legend: SeriesLabelPosition::LowerRight,
+        };
+        write_chart(dir, "accuracy", &chart)?;
+    }
+    Ok(())
+}
+
+/// Renders `chart` to `<dir>/<stem>.svg` and `<dir>/<stem>.png`; returns both paths.
+pub(crate) fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
+    ensure_font();
+    let (w, h) = PLOT_SIZE;
+
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
+        draw(root, chart).map_err(|e| plot_error(&svg_path, e))?;
+    }
+    gradus_core::state_dict::write_atomically(&svg_path, svg.as_bytes())?;
+
+    let png_path = dir.join(format!("{stem}.png"));
+    let mut rgb = vec![0u8; w as usize * h as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, PLOT_SIZE).into_drawing_area();
+        draw(root, chart).map_err(|e| plot_error(&png_path, e))?;
+    }
+    let png = encode_png(&rgb, w, h).map_err(|e| plot_error(&png_path, e))?;
+    gradus_core::state_dict::write_atomically(&png_path, &png)?;
+
+    Ok(vec![svg_path, png_path])
+}
+
+fn plot_error(path: &Path, message: String) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other(format!("plotting failed: {message}")),
+    )
+}
+
+/// Registers the shipped font once per process for the families plotters asks for.
+fn ensure_font() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        for family in ["sans-serif", "serif", "monospace"] {
+            // The font is compiled in and known to parse; a failure would only lose text.
+            let _ = register_font(family, FontStyle::Normal, FONT);
+        }
+    });
+}
+
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Splits points into runs of finite values: a NaN or infinity breaks the line.
+fn segments(points: &[(usize, f64)]) -> Vec<Vec<(usize, f64)>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    for &(x, y) in points {
+        if y.is_finite() {
+            current.push((x, y));
+        } else if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The x range: the epochs, widened by one each side when there is a single epoch.
+fn x_range(chart: &Chart) -> std::ops::Range<usize> {
+    let epochs = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0));
+    let (lo, hi) = epochs.fold((usize::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x)));
+    if lo > hi {
+        0..1
+    } else if lo == hi {
+        lo.saturating_sub(1)..hi.saturating_add(1)
+    } else {
+        lo..hi
+    }
+}
+
+/// The y range: the finite values with 5% padding; a fixed span around a single value.
+fn y_range(chart: &Chart) -> std::ops::Range<f64> {
+    let values = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .filter(|v| v.is_finite());
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo > hi {
+        return 0.0..1.0;
+    }
+    let span = hi - lo;
+    let pad = if span > 0.0 && span.is_finite() {
+        span * 0.05
+    } else if span == 0.0 {
+        (lo.abs() * 0.1).max(1e-3)
+    } else {
+        0.0 // span overflows f64: no room to pad
+    };
+    let (a, b) = (lo - pad, hi + pad);
+    if a.is_finite() && b.is_finite() {
+        a..b
+    } else {
+        lo..hi
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &Chart,
+) -> std::result::Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(err)?;
+    let mut ctx = ChartBuilder::on(&root)
+        .caption(&chart.caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x_range(chart), y_range(chart))
+        .map_err(err)?;
+    ctx.configure_mesh()
+        .x_desc("epoch")
+        .y_desc(chart.y_desc)
+        .axis_desc_style(("sans-serif", 16))
+        .label_style(("sans-serif", 14))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)?;
+
+    for s in &chart.series {
+        let style = ShapeStyle {
+            color: s.color.to_rgba(),
+            filled: false,
+            stroke_width: 2,
+        };
+        let mut segs = segments(&s.points);
+        if segs.is_empty() {
+            segs.push(Vec::new()); // keep the legend entry of an all-NaN series
+        }
+        for (i, seg) in segs.iter().enumerate() {
+            let anno = if s.dashed {
+                ctx.draw_series(DashedLineSeries::new(seg.iter().copied(), 7, 5, style))
+            } else {
+                ctx.draw_series(LineSeries::new(seg.iter().copied(), style))
+            }
+            .map_err(err)?;
+            if i == 0 {
+                let dashed = s.dashed;
+                anno.label(s.label.as_str()).legend(move |(x, y)| {
+                    let (size, gap) = if dashed { (6, 4) } else { (30, 0) };
+                    DashedPathElement::new(vec![(x, y), (x + 24, y)], size, gap, style)
+                });
+            }
+            // A lone point (one epoch, or between NaNs) draws no line: mark it.
+            if seg.len() == 1 {
+                ctx.draw_series(seg.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                    .map_err(err)?;
+            }
+        }
+    }
+    ctx.configure_series_labels()
+        .position(chart.legend.clone())
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chart(points: Vec<(usize, f64)>) -> Chart {
+        Chart {
+            caption: String::new(),
+            y_desc: "loss",
+            series: vec![Series {
+                label: "a".into(),
+                points,
+                color: PALETTE[0],
+                dashed: false,
+            }],
+            legend: SeriesLabelPosition::UpperRight,
+        }
+    }
+
+    #[test]
+    fn segments_break_at_non_finite_values() {
+        let pts = vec![
+            (1, 1.0),
+            (2, f64::NAN),
+            (3, 2.0),
+            (4, 3.0),
+            (5, f64::INFINITY),
+        ];
+        assert_eq!(
+            segments(&pts),
+            vec![vec![(1, 1.0)], vec![(3, 2.0), (4, 3.0)]]
+        );
+        assert!(segments(&[(1, f64::NAN)]).is_empty());
+    }
+
+    #[test]
+    fn ranges_cover_edge_cases() {
+        assert_eq!(x_range(&chart(vec![(1, 0.5)])), 0..2);
+        assert_eq!(x_range(&chart(vec![])), 0..1);
+        assert_eq!(x_range(&chart(vec![(1, 0.5), (4, 0.1)])), 1..4);
+        let r = y_range(&chart(vec![(1, 0.5)]));
+        assert!(r.start < 0.5 && r.end > 0.5);
+        assert_eq!(y_range(&chart(vec![(1, f64::NAN)])), 0.0..1.0);
+        let r = y_range(&chart(vec![(1, -f64::MAX), (2, f64::MAX)]));
+        assert!(r.start.is_finite() && r.end.is_finite() && r.start < r.end);
+        let r = y_range(&chart(vec![(1, 1.0), (2, 3.0)]));
+        assert!((r.start - 0.9).abs() < 1e-12 && (r.end - 3.1).abs() < 1e-12);
+    }
+}
