@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's own automation (ci, tidy), echoing every command it runs.
 
+mod bench;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers"
+    "usage: cargo xtask <ci | tidy | bench [--quick]>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)"
 }
 
 fn root() -> PathBuf {
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         match task.as_deref() {
             Some("ci") => ci(&sh),
             Some("tidy") => tidy_report(),
+            Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
             _ => Err(usage().to_string()),
         }
     });

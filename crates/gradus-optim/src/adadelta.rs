@@ -102,6 +102,10 @@ impl Rule for AdadeltaConfig {
         state.set_buffer("acc_delta", u);
         Ok((param - (delta * self.lr)?)?)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::adadelta::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

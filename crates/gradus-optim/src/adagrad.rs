@@ -104,6 +104,10 @@ impl Rule for AdagradConfig {
         let clr = self.lr / (1.0 + (state.step - 1) as f64 * self.lr_decay);
         Ok((param - ((grad / (sum.sqrt()? + self.eps)?)? * clr)?)?)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::adagrad::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

@@ -93,6 +93,10 @@ impl Rule for AdamaxConfig {
         let clr = self.lr / (1.0 - self.betas.0.powi(state.step as i32));
         Ok((param - ((m / u)? * clr)?)?)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::adamax::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

@@ -98,6 +98,10 @@ impl Rule for AdamWConfig {
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor> {
         self.step().update(param, grad, state)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::adam::plan(&self.step(), state))
+    }
 }
 
 gradus_core::register_optimizer!(

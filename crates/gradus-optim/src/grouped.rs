@@ -5,6 +5,8 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 
+use crate::fused::step::{self as fused_step, FusedState};
+use crate::fused::{self, UpdatePath};
 use crate::groups::GroupSpec;
 use crate::rule::{ParamState, Rule};
 
@@ -16,7 +18,21 @@ struct Group<R> {
 struct Slot {
     param: NamedVar,
     group: usize,
+    /// Step counter, scalar state, and the tensor buffers while the reference path owns them.
     state: ParamState,
+    /// The tensor buffers while the fused path owns them (never both).
+    fused: FusedState,
+}
+
+impl Slot {
+    /// The full state, buffers as tensors (copies of the fused buffers).
+    fn materialized(&self) -> Result<ParamState> {
+        let mut state = self.state.clone();
+        for (name, t) in self.fused.export(self.param.var.as_tensor().dims())? {
+            state.buffers.insert(name, t);
+        }
+        Ok(state)
+    }
 }
 
 /// An optimizer running rule `R` over named parameters split into groups.
@@ -24,9 +40,15 @@ struct Slot {
 /// Group 0 holds the optimizer-level hyperparameters and every parameter that matches no
 /// [`GroupSpec`]; groups `1..` follow the specs in order. Parameters without a gradient in a
 /// step are skipped and keep their state, as in PyTorch.
+///
+/// Each step takes the fused CPU path ([`crate::fused`]) for every parameter where it is
+/// eligible and the reference path for the others, unless [`GroupedOptimizer::set_update_path`]
+/// (or [`fused::set_default_path`]) forces one. State moves between the paths on demand, and
+/// `state_dict` is the same whichever path ran.
 pub struct GroupedOptimizer<R: Rule> {
     groups: Vec<Group<R>>,
     slots: Vec<Slot>,
+    path: Option<UpdatePath>,
 }
 
 impl<R: Rule> GroupedOptimizer<R> {
@@ -59,6 +81,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                     param,
                     group,
                     state: ParamState::default(),
+                    fused: FusedState::default(),
                 }
             })
             .collect();
@@ -73,7 +96,11 @@ impl<R: Rule> GroupedOptimizer<R> {
                 frozen: spec.frozen,
             });
         }
-        Ok(GroupedOptimizer { groups, slots })
+        Ok(GroupedOptimizer {
+            groups,
+            slots,
+            path: None,
+        })
     }
 
     /// The hyperparameters of `group`.
@@ -89,16 +116,32 @@ impl<R: Rule> GroupedOptimizer<R> {
             .map(|s| s.group)
     }
 
-    /// The state of parameter `name` (empty before its first step).
-    pub fn param_state(&self, name: &str) -> Option<&ParamState> {
+    /// The state of parameter `name` (empty before its first step), buffers as tensors
+    /// (copies, whichever path holds them).
+    pub fn param_state(&self, name: &str) -> Option<ParamState> {
         self.slots
             .iter()
             .find(|s| s.param.name == name)
-            .map(|s| &s.state)
+            .and_then(|s| s.materialized().ok())
+    }
+
+    /// Forces the update path of this optimizer (`None`: follow [`fused::default_path`]).
+    pub fn set_update_path(&mut self, path: Option<UpdatePath>) {
+        self.path = path;
+    }
+
+    /// The update path this optimizer follows.
+    pub fn update_path(&self) -> UpdatePath {
+        self.path.unwrap_or_else(fused::default_path)
     }
 
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
     pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
+        let path = self.update_path();
+        if path == UpdatePath::Fused {
+            self.check_fused(grads)?;
+        }
+        let mut jobs = Vec::new();
         for slot in &mut self.slots {
             let group = &self.groups[slot.group];
             if group.frozen {
@@ -115,10 +158,67 @@ impl<R: Rule> GroupedOptimizer<R> {
                     actual: grad.dims().to_vec(),
                 });
             }
-            let grad = grad.detach().to_dtype(param.dtype())?;
             slot.state.step += 1;
+            let eligible = path != UpdatePath::Reference
+                && fused::ineligibility(&param).is_none()
+                && grad.device().is_cpu();
+            if eligible {
+                if let Some(update) = group.hyper.fused(&mut slot.state) {
+                    jobs.push(fused_step::prepare(
+                        param,
+                        grad.detach(),
+                        &group.hyper.buffer_names(),
+                        update,
+                        &mut slot.state,
+                        &mut slot.fused,
+                    )?);
+                    continue;
+                }
+            }
+            slot.fused.move_into(&mut slot.state, param.dims())?;
+            let grad = grad.detach().to_dtype(param.dtype())?;
             let next = group.hyper.update(&param, &grad, &mut slot.state)?;
-            slot.param.var.set(&next)?;
+            // Candle returns an empty operand itself from ops, which `Var::set` refuses; an
+            // empty parameter has nothing to write anyway.
+            if param.elem_count() > 0 {
+                slot.param.var.set(&next)?;
+            }
+        }
+        fused_step::run_jobs(jobs)
+    }
+
+    /// With the path forced to fused: every parameter that would be updated must be eligible.
+    fn check_fused(&self, grads: &GradStore) -> Result<()> {
+        for slot in &self.slots {
+            let group = &self.groups[slot.group];
+            let tensor = slot.param.var.as_tensor();
+            let Some(grad) = grads.get(tensor) else {
+                continue;
+            };
+            let why = if group.frozen {
+                None
+            } else if let Some(why) = fused::ineligibility(tensor) {
+                Some(why)
+            } else if !grad.device().is_cpu() {
+                Some("its gradient is not on the CPU".to_string())
+            } else if group
+                .hyper
+                .fused(&mut ParamState {
+                    step: 1,
+                    ..ParamState::default()
+                })
+                .is_none()
+            {
+                Some(format!("`{}` has no fused kernel", R::NAME))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::Unsupported(format!(
+                    "the fused path cannot update `{}`: {why}; use the auto or reference path",
+                    slot.param.name
+                )));
+            }
         }
         Ok(())
     }
@@ -201,7 +301,13 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
         for slot in &self.slots {
             let name = &slot.param.name;
             sd.insert(format!("{name}.step"), scalar(slot.state.step as f64)?);
-            for (buffer, tensor) in &slot.state.buffers {
+            for (buffer, tensor) in slot
+                .state
+                .buffers
+                .iter()
+                .map(|(b, t)| (*b, t.clone()))
+                .chain(slot.fused.export(slot.param.var.as_tensor().dims())?)
+            {
                 sd.insert(format!("{name}.{buffer}"), tensor.clone());
             }
             for (key, value) in &slot.state.scalars {
@@ -272,6 +378,7 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
         }
         for (slot, ps) in self.slots.iter_mut().zip(new_states) {
             slot.state = ps;
+            slot.fused.clear();
         }
         Ok(())
     }

@@ -131,6 +131,10 @@ impl Rule for NadamConfig {
         let param = (param - ((grad / &denom)? * grad_coef)?)?;
         Ok((param - ((m / denom)? * m_coef)?)?)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::nadam::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

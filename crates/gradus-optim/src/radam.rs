@@ -116,6 +116,10 @@ impl Rule for RadamConfig {
             Ok((param - (m_hat * self.lr)?)?)
         }
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::radam::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

@@ -128,6 +128,10 @@ impl Rule for RmspropConfig {
             Ok((param - ((grad / avg)? * self.lr)?)?)
         }
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::rmsprop::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

@@ -8,6 +8,8 @@ use gradus_core::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::fused::FusedUpdate;
+
 /// Per-parameter optimizer state: a step counter, tensor buffers and scalar buffers.
 ///
 /// Buffer names follow PyTorch's `optimizer.state` keys (`exp_avg`, `momentum_buffer`, ...).
@@ -76,4 +78,15 @@ pub trait Rule:
     /// Computes the new parameter value from `param` and `grad` (both detached), updating
     /// `state` (whose `step` has already been incremented for this update).
     fn update(&self, param: &Tensor, grad: &Tensor, state: &mut ParamState) -> Result<Tensor>;
+
+    /// The fused CPU kernel's plan for this update (`state.step` already incremented), or
+    /// `None` when the rule has no fused kernel and the reference path must run.
+    ///
+    /// A rule that returns `Some` also does here whatever [`Rule::update`] does to scalar
+    /// state (NAdam's `mu_product`); the kernel then reads and writes the tensor buffers of
+    /// [`Rule::buffer_names`], in that order, with the same arithmetic as `update`.
+    fn fused(&self, state: &mut ParamState) -> Option<FusedUpdate> {
+        let _ = state;
+        None
+    }
 }

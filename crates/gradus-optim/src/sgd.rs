@@ -127,6 +127,10 @@ impl Rule for SgdConfig {
         };
         Ok((param - (direction * self.lr)?)?)
     }
+
+    fn fused(&self, state: &mut ParamState) -> Option<crate::fused::FusedUpdate> {
+        Some(crate::fused::sgd::plan(self, state))
+    }
 }
 
 gradus_core::register_optimizer!(

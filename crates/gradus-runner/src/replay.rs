@@ -55,11 +55,15 @@ impl ReplayHooks for Controls {
 
 /// Replays a parsed case, with its `clip` and `schedule` when present.
 pub fn replay_case(case: &Case, dtype: DType, update_path: UpdatePath) -> Result<Trajectory> {
-    if update_path == UpdatePath::Fused {
-        return Err(Error::Unsupported(
-            "the fused CPU path is not part of this build yet; use --path auto or reference".into(),
-        ));
-    }
+    let path = match update_path {
+        UpdatePath::Auto => gradus_optim::UpdatePath::Auto,
+        UpdatePath::Reference => gradus_optim::UpdatePath::Reference,
+        UpdatePath::Fused => gradus_optim::UpdatePath::Fused,
+    };
+    gradus_optim::fused::with_default_path(path, || replay_on_path(case, dtype))
+}
+
+fn replay_on_path(case: &Case, dtype: DType) -> Result<Trajectory> {
     let params = case.variables(dtype)?;
     let mut optimizer = build_optimizer(&case.optimizer, "optimizer", &params)?;
     let clip = match &case.clip {

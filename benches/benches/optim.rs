@@ -1,0 +1,319 @@
+//! Optimizer step benchmarks: every Gradus optimizer, fused and reference paths, against
+//! `candle_nn::AdamW` / `candle_nn::SGD` and a memory-bandwidth probe; and the MLP
+//! 784-512-512-10 training step. Writes `target/gradus-bench/summary.{md,json}`.
+
+use std::time::{Duration, Instant};
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{Module, Optimizer as _, VarBuilder, VarMap};
+use criterion::{BenchmarkId, Criterion, SamplingMode};
+use gradus_benches::{
+    bytes_per_param, layouts, machine, write_summary, Layout, MlpRow, Mode, Probe, Recorder, Row,
+};
+use gradus_core::NamedVar;
+use gradus_optim::fused::with_default_path;
+use gradus_optim::{build_optimizer, UpdatePath};
+
+/// Optimizer names (registry) and their state buffers under default hyperparameters.
+const OPTIMIZERS: &[(&str, usize)] = &[
+    ("sgd", 0),
+    ("adagrad", 1),
+    ("rmsprop", 1),
+    ("adam", 2),
+    ("adamw", 2),
+    ("nadam", 2),
+    ("radam", 2),
+    ("adamax", 2),
+    ("adadelta", 2),
+];
+
+fn params(layout: Layout) -> (Vec<Var>, GradStore) {
+    let mut grads = GradStore::default();
+    let vars: Vec<Var> = (0..layout.count)
+        .map(|i| {
+            let base = (i % 7) as f32 * 0.1;
+            let v = Var::from_tensor(
+                &(Tensor::ones(layout.len, DType::F32, &Device::Cpu).unwrap()
+                    * (0.5 + base) as f64)
+                    .unwrap(),
+            )
+            .unwrap();
+            let g = (Tensor::ones(layout.len, DType::F32, &Device::Cpu).unwrap() * 1e-2).unwrap();
+            grads.insert(v.as_tensor(), g);
+            v
+        })
+        .collect();
+    (vars, grads)
+}
+
+fn named(vars: &[Var]) -> Vec<NamedVar> {
+    vars.iter()
+        .enumerate()
+        .map(|(i, v)| NamedVar::new(format!("p{i}"), v.clone()))
+        .collect()
+}
+
+fn timed(rec: &Recorder, id: &str, iters: u64, mut f: impl FnMut()) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let elapsed = start.elapsed();
+    rec.push(id, elapsed, iters);
+    elapsed
+}
+
+fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
+    for layout in layouts(mode) {
+        let mut group = c.benchmark_group(format!("step/{}", layout.name));
+        group.sampling_mode(SamplingMode::Flat).sample_size(10);
+        group.warm_up_time(Duration::from_millis(1));
+        for state in [0usize, 1, 2] {
+            let id = format!("probe{state}/{}", layout.name);
+            let mut probe = Probe::new(layout.total(), state);
+            group.measurement_time(mode.measurement());
+            group.bench_function(
+                BenchmarkId::new(format!("probe{state}"), layout.name),
+                |b| b.iter_custom(|iters| timed(rec, &id, iters, || probe.run())),
+            );
+        }
+        for &(name, _) in OPTIMIZERS {
+            for (path, label) in [
+                (UpdatePath::Fused, "fused"),
+                (UpdatePath::Reference, "reference"),
+            ] {
+                let (vars, grads) = params(layout);
+                let config = serde_json::json!({ "type": name });
+                let mut opt = build_optimizer(&config, "optimizer", &named(&vars)).unwrap();
+                let id = format!("{name}/{label}/{}", layout.name);
+                // Slow paths: one step per sample.
+                group.measurement_time(if path == UpdatePath::Fused {
+                    mode.measurement()
+                } else {
+                    Duration::from_millis(1)
+                });
+                group.bench_function(
+                    BenchmarkId::new(format!("{name}/{label}"), layout.name),
+                    |b| {
+                        b.iter_custom(|iters| {
+                            with_default_path(path, || {
+                                timed(rec, &id, iters, || opt.step(&grads).unwrap())
+                            })
+                        })
+                    },
+                );
+            }
+        }
+        group.measurement_time(Duration::from_millis(1));
+        {
+            let (vars, grads) = params(layout);
+            let mut opt = candle_nn::AdamW::new(vars, candle_nn::ParamsAdamW::default()).unwrap();
+            let id = format!("adamw/candle_nn/{}", layout.name);
+            group.bench_function(BenchmarkId::new("candle_nn_adamw", layout.name), |b| {
+                b.iter_custom(|iters| timed(rec, &id, iters, || opt.step(&grads).unwrap()))
+            });
+        }
+        {
+            let (vars, grads) = params(layout);
+            let mut opt = candle_nn::SGD::new(vars, 1e-3).unwrap();
+            let id = format!("sgd/candle_nn/{}", layout.name);
+            group.bench_function(BenchmarkId::new("candle_nn_sgd", layout.name), |b| {
+                b.iter_custom(|iters| timed(rec, &id, iters, || opt.step(&grads).unwrap()))
+            });
+        }
+        group.finish();
+    }
+}
+
+/// 784-512-512-10 MLP with ReLU, cross-entropy on fixed inputs and labels.
+struct Mlp {
+    varmap: VarMap,
+    layers: Vec<candle_nn::Linear>,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl Mlp {
+    fn new(batch: usize) -> Mlp {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let dims = [784, 512, 512, 10];
+        let layers = (0..3)
+            .map(|i| candle_nn::linear(dims[i], dims[i + 1], vb.pp(format!("fc{i}"))).unwrap())
+            .collect();
+        let xs: Vec<f32> = (0..batch * 784)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+            .collect();
+        let ys: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 10).collect();
+        Mlp {
+            varmap,
+            layers,
+            x: Tensor::from_vec(xs, (batch, 784), &Device::Cpu).unwrap(),
+            y: Tensor::new(ys.as_slice(), &Device::Cpu).unwrap(),
+        }
+    }
+
+    fn grads(&self) -> GradStore {
+        let mut h = self.x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(&h).unwrap();
+            if i < 2 {
+                h = h.relu().unwrap();
+            }
+        }
+        let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
+        loss.backward().unwrap()
+    }
+}
+
+fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
+    let batch = if mode == Mode::Test { 4 } else { 128 };
+    let mut group = c.benchmark_group("mlp");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10);
+    group.warm_up_time(Duration::from_millis(1));
+    group.measurement_time(mode.measurement());
+    let kinds = [
+        "gradus_adam_fused",
+        "gradus_adam_reference",
+        "candle_nn_adamw",
+    ];
+    for kind in kinds {
+        let mlp = Mlp::new(batch);
+        let vars = mlp.varmap.all_vars();
+        let mut gradus: Option<gradus_optim::Adam> = None;
+        let mut candle: Option<candle_nn::AdamW> = None;
+        if kind == "candle_nn_adamw" {
+            candle = Some(candle_nn::AdamW::new(vars, candle_nn::ParamsAdamW::default()).unwrap());
+        } else {
+            let mut opt = gradus_optim::Adam::new(vars, Default::default()).unwrap();
+            let path = if kind.ends_with("fused") {
+                UpdatePath::Fused
+            } else {
+                UpdatePath::Reference
+            };
+            opt.set_update_path(Some(path));
+            gradus = Some(opt);
+        }
+        let (step_id, opt_id) = (format!("mlp/{kind}/step"), format!("mlp/{kind}/opt"));
+        group.bench_function(kind, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t0 = Instant::now();
+                    let grads = mlp.grads();
+                    let t1 = Instant::now();
+                    match (&mut gradus, &mut candle) {
+                        (Some(o), _) => o.apply(&grads).unwrap(),
+                        (_, Some(o)) => o.step(&grads).unwrap(),
+                        _ => {}
+                    }
+                    let t2 = Instant::now();
+                    rec.push(&step_id, t2 - t0, 1);
+                    rec.push(&opt_id, t2 - t1, 1);
+                    total += t2 - t0;
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
+    let mut rows = Vec::new();
+    for layout in layouts(mode) {
+        let l = layout.name;
+        let n = layout.total() as f64;
+        let probe = |state: usize| rec.median_ms(&format!("probe{state}/{l}"));
+        for state in [0usize, 1, 2] {
+            if let Some(ms) = probe(state) {
+                rows.push(Row {
+                    optimizer: format!("probe ({state} state buffers)"),
+                    layout: l.into(),
+                    dtype: "f32".into(),
+                    path: "probe".into(),
+                    median_ms: ms,
+                    gb_per_s: n * bytes_per_param(state) as f64 / (ms * 1e-3) / 1e9,
+                    probe_ratio: 1.0,
+                    speedup_vs_candle_nn: None,
+                    speedup_vs_reference: None,
+                    vs_one_tensor: None,
+                });
+            }
+        }
+        for &(name, state) in OPTIMIZERS {
+            let candle_name = match name {
+                "adam" | "adamw" => Some("adamw"),
+                "sgd" => Some("sgd"),
+                _ => None,
+            };
+            let candle = candle_name.and_then(|c| rec.median_ms(&format!("{c}/candle_nn/{l}")));
+            let reference = rec.median_ms(&format!("{name}/reference/{l}"));
+            let mut paths = vec!["fused", "reference"];
+            if candle.is_some() && name != "adam" {
+                paths.push("candle_nn");
+            }
+            for path in paths {
+                let Some(ms) = rec.median_ms(&format!("{name}/{path}/{l}")) else {
+                    continue;
+                };
+                let vs_one = (layout.count > 1)
+                    .then(|| rec.median_ms(&format!("{name}/{path}/1x10000000")))
+                    .flatten()
+                    .map(|one| ms / one);
+                rows.push(Row {
+                    optimizer: name.into(),
+                    layout: l.into(),
+                    dtype: "f32".into(),
+                    path: path.into(),
+                    median_ms: ms,
+                    gb_per_s: n * bytes_per_param(state) as f64 / (ms * 1e-3) / 1e9,
+                    probe_ratio: probe(state).map_or(f64::NAN, |p| ms / p),
+                    speedup_vs_candle_nn: candle.map(|c| c / ms),
+                    speedup_vs_reference: reference.map(|r| r / ms),
+                    vs_one_tensor: vs_one,
+                });
+            }
+        }
+    }
+    let mlp = [
+        "gradus_adam_fused",
+        "gradus_adam_reference",
+        "candle_nn_adamw",
+    ]
+    .iter()
+    .filter_map(|k| {
+        let step = rec.median_ms(&format!("mlp/{k}/step"))?;
+        let opt = rec.median_ms(&format!("mlp/{k}/opt"))?;
+        Some(MlpRow {
+            optimizer: k.to_string(),
+            step_ms: step,
+            optimizer_ms: opt,
+            optimizer_share: opt / step,
+        })
+    })
+    .collect();
+    (rows, mlp)
+}
+
+fn main() {
+    let mode = Mode::detect();
+    let rec = Recorder::default();
+    let mut c = Criterion::default().configure_from_args();
+    bench_steps(&mut c, mode, &rec);
+    bench_mlp(&mut c, mode, &rec);
+    c.final_summary();
+    let (rows, mlp) = summarize(mode, &rec);
+    if mode == Mode::Test {
+        assert!(
+            !rows.is_empty() && mlp.len() == 3,
+            "every benchmark ran once"
+        );
+        return;
+    }
+    match write_summary(machine(mode), &rows, &mlp) {
+        Ok(dir) => println!("summary written to {}", dir.join("summary.md").display()),
+        Err(e) => eprintln!("could not write the summary: {e}"),
+    }
+}

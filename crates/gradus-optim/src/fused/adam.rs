@@ -1,0 +1,89 @@
+//! Fused Adam, AMSGrad and AdamW (coupled or decoupled weight decay, maximize).
+
+use crate::adam::AdamStep;
+use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::{Elem, FusedUpdate};
+use crate::rule::ParamState;
+
+/// The coefficients of one Adam step (see [`AdamConfig`](crate::AdamConfig)).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStepCoef {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    decay_factor: f64,
+    step_size: f64,
+    inv_bias_correction2_sqrt: f64,
+    amsgrad: bool,
+    maximize: bool,
+    decoupled: bool,
+}
+
+/// Plans step t = `state.step` of `h`. Buffers, in order: `exp_avg`, `exp_avg_sq`,
+/// `max_exp_avg_sq` (AMSGrad).
+pub(crate) fn plan(h: &AdamStep, state: &mut ParamState) -> FusedUpdate {
+    let t = state.step as i32;
+    let (beta1, beta2) = h.betas;
+    FusedUpdate::Adam(AdamStepCoef {
+        beta1,
+        beta2,
+        eps: h.eps,
+        weight_decay: h.weight_decay,
+        decay_factor: 1.0 - h.lr * h.weight_decay,
+        step_size: h.lr / (1.0 - beta1.powi(t)),
+        // The reference divides by √(1 − β₂ᵗ), which Candle turns into a product by its
+        // reciprocal.
+        inv_bias_correction2_sqrt: 1.0 / (1.0 - beta2.powi(t)).sqrt(),
+        amsgrad: h.amsgrad,
+        maximize: h.maximize,
+        decoupled: h.decoupled,
+    })
+}
+
+impl AdamStepCoef {
+    #[inline(always)]
+    pub(crate) fn apply<T: Elem>(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]; 3]) {
+        let n = p.len();
+        let [a, b, c] = s;
+        let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
+        let sg = sign::<T>(self.maximize);
+        let has_wd = self.weight_decay != 0.0;
+        let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
+        let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
+        let (b1, b2, one_b2) = (
+            T::of(1.0 - self.beta1),
+            T::of(self.beta2),
+            T::of(1.0 - self.beta2),
+        );
+        let (inv_bc2, eps, step) = (
+            T::of(self.inv_bias_correction2_sqrt),
+            T::of(self.eps),
+            T::of(self.step_size),
+        );
+        if self.amsgrad {
+            let vmax = &mut c[..n];
+            for i in 0..n {
+                let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                let pi = if decoupled { p[i] * decay } else { p[i] };
+                let mi = m[i] + (gi - m[i]) * b1;
+                m[i] = mi;
+                let vi = v[i] * b2 + gi * gi * one_b2;
+                v[i] = vi;
+                let xi = T::max_of(vmax[i], vi);
+                vmax[i] = xi;
+                p[i] = pi - mi / (xi.sqrt() * inv_bc2 + eps) * step;
+            }
+        } else {
+            for i in 0..n {
+                let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                let pi = if decoupled { p[i] * decay } else { p[i] };
+                let mi = m[i] + (gi - m[i]) * b1;
+                m[i] = mi;
+                let vi = v[i] * b2 + gi * gi * one_b2;
+                v[i] = vi;
+                p[i] = pi - mi / (vi.sqrt() * inv_bc2 + eps) * step;
+            }
+        }
+    }
+}

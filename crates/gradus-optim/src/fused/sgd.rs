@@ -1,0 +1,77 @@
+//! Fused SGD (heavy-ball or Nesterov momentum, coupled weight decay, maximize).
+
+use crate::fused::{Elem, FusedUpdate};
+use crate::rule::ParamState;
+use crate::sgd::SgdConfig;
+
+/// The coefficients of one SGD step (see [`SgdConfig`] for the rule).
+#[derive(Debug, Clone, Copy)]
+pub struct SgdStep {
+    lr: f64,
+    momentum: f64,
+    dampening: f64,
+    weight_decay: f64,
+    nesterov: bool,
+    maximize: bool,
+}
+
+/// Plans one step of `cfg` (state: buffer `momentum_buffer` when μ ≠ 0).
+pub fn plan(cfg: &SgdConfig, _state: &mut ParamState) -> FusedUpdate {
+    FusedUpdate::Sgd(SgdStep {
+        lr: cfg.lr,
+        momentum: cfg.momentum,
+        dampening: cfg.dampening,
+        weight_decay: cfg.weight_decay,
+        nesterov: cfg.nesterov,
+        maximize: cfg.maximize,
+    })
+}
+
+/// `g ← ±g`, then `g ← g + λ θ` when λ ≠ 0: the gradient as the reference path forms it.
+#[inline(always)]
+pub(crate) fn effective_grad<T: Elem>(g: T, p: T, sign: T, wd: T, has_wd: bool) -> T {
+    let g = g * sign;
+    if has_wd {
+        g + p * wd
+    } else {
+        g
+    }
+}
+
+/// -1 when maximizing (an exact negation), else 1.
+#[inline(always)]
+pub(crate) fn sign<T: Elem>(maximize: bool) -> T {
+    T::of(if maximize { -1.0 } else { 1.0 })
+}
+
+impl SgdStep {
+    #[inline(always)]
+    pub(crate) fn apply<T: Elem>(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]; 3], fresh: bool) {
+        let n = p.len();
+        let g = &g[..n];
+        let (sg, wd, has_wd) = (
+            sign::<T>(self.maximize),
+            T::of(self.weight_decay),
+            self.weight_decay != 0.0,
+        );
+        let lr = T::of(self.lr);
+        if self.momentum == 0.0 {
+            for i in 0..n {
+                let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                p[i] = p[i] - gi * lr;
+            }
+            return;
+        }
+        let buf = &mut s[0][..n];
+        let (mu, keep) = (T::of(self.momentum), T::of(1.0 - self.dampening));
+        let nesterov = self.nesterov;
+        for i in 0..n {
+            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+            // PyTorch starts the buffer at the first gradient (no dampening).
+            let b = if fresh { gi } else { buf[i] * mu + gi * keep };
+            buf[i] = b;
+            let d = if nesterov { gi + b * mu } else { b };
+            p[i] = p[i] - d * lr;
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Running planned fused updates on parameters in place, and moving state between the fused
+//! buffers and the reference path's tensors.
+
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
+use gradus_core::{Error, Result};
+use rayon::prelude::*;
+
+use crate::fused::aligned::{AlignedBuf, StateBuf};
+use crate::fused::{Elem, FusedUpdate};
+use crate::rule::ParamState;
+
+/// The fused path's state of one parameter: its tensor buffers, by name.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FusedState {
+    bufs: Vec<(&'static str, StateBuf)>,
+}
+
+impl FusedState {
+    /// The buffers as tensors of shape `dims` (copies), for `state_dict`.
+    pub(crate) fn export(&self, dims: &[usize]) -> Result<Vec<(&'static str, Tensor)>> {
+        self.bufs
+            .iter()
+            .map(|(name, b)| Ok((*name, b.to_tensor(dims)?)))
+            .collect()
+    }
+
+    /// Moves the buffers into `state` as tensors, for a reference step.
+    pub(crate) fn move_into(&mut self, state: &mut ParamState, dims: &[usize]) -> Result<()> {
+        for (name, t) in self.export(dims)? {
+            state.buffers.insert(name, t);
+        }
+        self.bufs.clear();
+        Ok(())
+    }
+
+    /// Drops every buffer (state was loaded into the reference tensors).
+    pub(crate) fn clear(&mut self) {
+        self.bufs.clear();
+    }
+}
+
+/// One parameter's fused step, ready to run.
+pub(crate) struct Job<'a> {
+    param: Tensor,
+    grad: Tensor,
+    update: FusedUpdate,
+    state: &'a mut FusedState,
+    /// For each of the rule's buffers (in `buffer_names` order), its index in `state.bufs`.
+    order: [Option<usize>; 3],
+    fresh: bool,
+}
+
+/// The address of the first element of a CPU f32/f64 tensor.
+fn address(t: &Tensor) -> Result<usize> {
+    let (storage, layout) = t.storage_and_layout();
+    let offset = layout.start_offset();
+    Ok(match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => v[offset..].as_ptr() as usize,
+        Storage::Cpu(CpuStorage::F64(v)) => v[offset..].as_ptr() as usize,
+        _ => {
+            return Err(Error::Unsupported(
+                "fused step on a non-f32/f64 CPU tensor".into(),
+            ))
+        }
+    })
+}
+
+/// Readies the fused step of `param` (contiguous, f32/f64, CPU) with gradient `grad`: moves
+/// reference-path buffers of `ps` into `fs` and creates missing ones, placed away from the
+/// parameter's page offset.
+pub(crate) fn prepare<'a>(
+    param: Tensor,
+    grad: Tensor,
+    names: &[&'static str],
+    update: FusedUpdate,
+    ps: &mut ParamState,
+    fs: &'a mut FusedState,
+) -> Result<Job<'a>> {
+    if names.len() > 3 {
+        return Err(Error::Unsupported(format!(
+            "the fused path handles at most 3 state buffers, the rule has {}",
+            names.len()
+        )));
+    }
+    let dtype = param.dtype();
+    let grad = grad.to_dtype(dtype)?;
+    // Candle's gradients are contiguous in practice; a strided one costs a copy.
+    let grad = if grad.is_contiguous() {
+        grad
+    } else {
+        grad.contiguous()?
+    };
+    let avoid = address(&param)?;
+    let len = param.elem_count();
+    for (name, t) in std::mem::take(&mut ps.buffers) {
+        let slot = fs.bufs.len();
+        let buf = StateBuf::from_tensor(&t, dtype, avoid, slot)?;
+        match fs.bufs.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = buf,
+            None => fs.bufs.push((name, buf)),
+        }
+    }
+    let mut order = [None; 3];
+    let mut fresh = false;
+    for (j, name) in names.iter().enumerate() {
+        let k = match fs.bufs.iter().position(|(n, _)| n == name) {
+            Some(k) => k,
+            None => {
+                let slot = fs.bufs.len();
+                let init = update.initial_value();
+                let buf = match dtype {
+                    DType::F32 => f32::wrap(AlignedBuf::new(len, f32::of(init), avoid, slot)),
+                    _ => f64::wrap(AlignedBuf::new(len, f64::of(init), avoid, slot)),
+                };
+                fs.bufs.push((name, buf));
+                fresh |= j == 0;
+                slot
+            }
+        };
+        order[j] = Some(k);
+    }
+    Ok(Job {
+        param,
+        grad,
+        update,
+        state: fs,
+        order,
+        fresh,
+    })
+}
+
+/// Runs every job, tensors in parallel and each large tensor in parallel chunks.
+pub(crate) fn run_jobs(jobs: Vec<Job<'_>>) -> Result<()> {
+    if jobs.len() == 1 {
+        return jobs.into_iter().try_for_each(Job::run);
+    }
+    jobs.into_par_iter().try_for_each(Job::run)
+}
+
+impl Job<'_> {
+    fn run(mut self) -> Result<()> {
+        if self.param.elem_count() == 0 {
+            return Ok(());
+        }
+        let param = self.param.clone();
+        let grad = self.grad.clone();
+        let op = StepOp {
+            job: RefCell::new(&mut self),
+        };
+        param.inplace_op2(&grad, &op)?;
+        Ok(())
+    }
+
+    fn run_typed<T: Elem>(
+        &mut self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let n = l1.shape().elem_count();
+        if !l1.is_contiguous() || !l2.is_contiguous() || l2.shape().elem_count() != n {
+            candle_core::bail!(
+                "gradus fused step: parameter and gradient must be contiguous and of one size"
+            )
+        }
+        let (Some(p), Some(g)) = (T::storage_mut(s1), T::storage(s2)) else {
+            candle_core::bail!("gradus fused step: parameter and gradient dtypes differ")
+        };
+        let p = &mut p[l1.start_offset()..l1.start_offset() + n];
+        let g = &g[l2.start_offset()..l2.start_offset() + n];
+        let mut state: [&mut [T]; 3] = Default::default();
+        for (k, (_, buf)) in self.state.bufs.iter_mut().enumerate() {
+            if let Some(j) = self.order.iter().position(|o| *o == Some(k)) {
+                let Some(b) = T::buf_mut(buf) else {
+                    candle_core::bail!(
+                        "gradus fused step: state dtype differs from the parameter's"
+                    )
+                };
+                state[j] = b.as_mut_slice();
+            }
+        }
+        crate::fused::run(&self.update, p, g, state, self.fresh);
+        Ok(())
+    }
+}
+
+/// The in-place op handing the kernel `&mut` access to the parameter's storage.
+struct StepOp<'j, 'a> {
+    job: RefCell<&'j mut Job<'a>>,
+}
+
+impl candle_core::InplaceOp2 for StepOp<'_, '_> {
+    fn name(&self) -> &'static str {
+        "gradus-fused-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let mut job = self.job.borrow_mut();
+        match s1 {
+            CpuStorage::F32(_) => job.run_typed::<f32>(s1, l1, s2, l2),
+            CpuStorage::F64(_) => job.run_typed::<f64>(s1, l1, s2, l2),
+            _ => candle_core::bail!("gradus fused step: only f32 and f64 parameters"),
+        }
+    }
+}
