@@ -1,7 +1,9 @@
 //! Named tensors that save to and load from safetensors, atomically and checksummed.
 //!
 //! Files carry a CRC-32 of every tensor's bytes in the safetensors metadata
-//! (`gradus.crc32`), so a file whose data was damaged after writing is rejected, not loaded.
+//! (`"gradus": "gradus-state-dict-v1;crc32=<hex>"`, one key so that the header, and so the
+//! file, is byte-identical for identical tensors), and a file whose data was damaged after
+//! writing is rejected, not loaded.
 //! Files written by other tools (no checksum) are accepted when structurally valid.
 
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +16,7 @@ use safetensors::tensor::{SafeTensors, View};
 
 use crate::error::{Error, Result};
 
-const CHECKSUM_KEY: &str = "gradus.crc32";
-const FORMAT_KEY: &str = "gradus.format";
+const METADATA_KEY: &str = "gradus";
 const FORMAT: &str = "gradus-state-dict-v1";
 
 /// An ordered map from names (`layers.0.weight`, `layers.0.weight.exp_avg`, `step`) to tensors.
@@ -114,13 +115,10 @@ impl StateDict {
         for (_, tensor) in &tensors {
             hasher.update(&tensor.data());
         }
-        let metadata = HashMap::from([
-            (FORMAT_KEY.to_string(), FORMAT.to_string()),
-            (
-                CHECKSUM_KEY.to_string(),
-                format!("{:08x}", hasher.finalize()),
-            ),
-        ]);
+        let metadata = HashMap::from([(
+            METADATA_KEY.to_string(),
+            format!("{FORMAT};crc32={:08x}", hasher.finalize()),
+        )]);
         safetensors::tensor::serialize(tensors, Some(metadata))
             .map_err(|e| Error::Unsupported(format!("cannot serialize state: {e}")))
     }
@@ -149,13 +147,13 @@ impl StateDict {
                 .map_err(|e| corrupt(format!("tensor `{name}`: {e}")))?;
             tensors.insert(name.to_string(), tensor);
         }
-        if let Some(expected) = metadata
+        let stored = metadata
             .metadata()
             .as_ref()
-            .and_then(|m| m.get(CHECKSUM_KEY))
-        {
+            .and_then(|m| m.get(METADATA_KEY));
+        if let Some(expected) = stored.and_then(|v| v.split_once(";crc32=")).map(|(_, c)| c) {
             let actual = format!("{:08x}", hasher.finalize());
-            if &actual != expected {
+            if actual != expected {
                 return Err(corrupt(format!(
                     "checksum mismatch (stored {expected}, computed {actual}): the data is damaged"
                 )));
@@ -286,6 +284,11 @@ mod tests {
             assert_eq!(other.dims(), tensor.dims());
             assert_eq!(bits(other), bits(tensor), "{name}");
         }
+    }
+
+    #[test]
+    fn identical_state_gives_identical_bytes() {
+        assert_eq!(sample().to_bytes().unwrap(), sample().to_bytes().unwrap());
     }
 
     #[test]
