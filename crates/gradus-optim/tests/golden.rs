@@ -1,11 +1,14 @@
 //! Every optimizer trajectory of the PyTorch golden set (see tests/data/README.md) without a
-//! schedule or clipping, replayed in f64 (within 1e-10 relative) and f32 (within 1e-5).
+//! schedule or clipping, replayed in f64 (within 1e-10 relative) and f32 (within 1e-5), on the
+//! reference path and on the fused CPU path.
 //! Cases with a schedule or clipping are replayed by `gradus replay` (gradus-runner tests).
 
 use std::collections::BTreeMap;
 
 use candle_core::DType;
+use gradus_optim::fused::with_default_path;
 use gradus_optim::replay::{replay, Case, NoHooks};
+use gradus_optim::UpdatePath;
 use serde_json::Value;
 
 /// Relative error with a floor: |a − e| / max(|e|, 1e-3), so values near zero are compared
@@ -35,7 +38,7 @@ fn cases() -> Vec<(String, Value)> {
 
 #[test]
 fn plain_optimizer_trajectories_match_pytorch() {
-    let mut worst: BTreeMap<(String, &str), f64> = BTreeMap::new();
+    let mut worst: BTreeMap<(String, &str, &str), f64> = BTreeMap::new();
     let mut replayed = 0;
     for (name, raw) in cases() {
         if !raw["schedule"].is_null() || !raw["clip"].is_null() {
@@ -44,8 +47,14 @@ fn plain_optimizer_trajectories_match_pytorch() {
         let case = Case::from_json(&raw.to_string(), &name).unwrap();
         let expected: Vec<Vec<Vec<f64>>> = serde_json::from_value(raw["expected"].clone()).unwrap();
         let lr_used: Vec<f64> = serde_json::from_value(raw["lr_used"].clone()).unwrap();
-        for (dtype, label, tol) in [(DType::F64, "f64", 1e-10), (DType::F32, "f32", 1e-5)] {
-            let got = replay(&case, dtype, &mut NoHooks).unwrap();
+        let runs = [
+            (DType::F64, "f64", 1e-10, UpdatePath::Reference, "reference"),
+            (DType::F32, "f32", 1e-5, UpdatePath::Reference, "reference"),
+            (DType::F64, "f64", 1e-10, UpdatePath::Fused, "fused"),
+            (DType::F32, "f32", 1e-5, UpdatePath::Fused, "fused"),
+        ];
+        for (dtype, label, tol, path, path_label) in runs {
+            let got = with_default_path(path, || replay(&case, dtype, &mut NoHooks)).unwrap();
             assert_eq!(got.params.len(), expected.len(), "{name}");
             let mut max = 0.0f64;
             for (step, (g, e)) in got.params.iter().zip(&expected).enumerate() {
@@ -64,13 +73,13 @@ fn plain_optimizer_trajectories_match_pytorch() {
                 );
             }
             let algorithm = raw["optimizer"]["type"].as_str().unwrap().to_string();
-            let entry = worst.entry((algorithm, label)).or_insert(0.0);
+            let entry = worst.entry((algorithm, label, path_label)).or_insert(0.0);
             *entry = entry.max(max);
         }
         replayed += 1;
     }
     assert!(replayed >= 18, "only {replayed} plain cases found");
-    for ((algorithm, dtype), err) in &worst {
-        eprintln!("golden max relative error: {algorithm:>9} {dtype}: {err:.3e}");
+    for ((algorithm, dtype, path), err) in &worst {
+        eprintln!("golden max relative error: {algorithm:>9} {dtype} {path:>9}: {err:.3e}");
     }
 }

@@ -50,39 +50,46 @@ fn replay_reproduces_every_golden_case_with_schedules_and_clipping() {
         let path = entry.unwrap().path();
         let raw: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let (ok, stdout, stderr) = gradus(&[
-            "replay",
-            path.to_str().unwrap(),
-            "--dtype",
-            "f64",
-            "--path",
-            "reference",
-        ]);
-        assert!(ok, "{}: {stderr}", path.display());
-        let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-        let got: Vec<Vec<Vec<f64>>> = serde_json::from_value(out["params"].clone()).unwrap();
-        let expected: Vec<Vec<Vec<f64>>> = serde_json::from_value(raw["expected"].clone()).unwrap();
-        let flat =
-            |v: &Vec<Vec<Vec<f64>>>| v.iter().flatten().flatten().copied().collect::<Vec<f64>>();
-        let mut worst = 0.0f64;
-        for (a, e) in flat(&got).iter().zip(flat(&expected)) {
-            worst = worst.max((a - e).abs() / e.abs().max(1e-3));
-            assert!(
-                (a - e).abs() <= 1e-10 * e.abs().max(1e-3),
-                "{}: {a} vs {e}",
+        for update_path in ["reference", "fused"] {
+            let (ok, stdout, stderr) = gradus(&[
+                "replay",
+                path.to_str().unwrap(),
+                "--dtype",
+                "f64",
+                "--path",
+                update_path,
+            ]);
+            assert!(ok, "{}: {stderr}", path.display());
+            let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            let got: Vec<Vec<Vec<f64>>> = serde_json::from_value(out["params"].clone()).unwrap();
+            let expected: Vec<Vec<Vec<f64>>> =
+                serde_json::from_value(raw["expected"].clone()).unwrap();
+            let flat = |v: &Vec<Vec<Vec<f64>>>| {
+                v.iter().flatten().flatten().copied().collect::<Vec<f64>>()
+            };
+            let mut worst = 0.0f64;
+            for (a, e) in flat(&got).iter().zip(flat(&expected)) {
+                worst = worst.max((a - e).abs() / e.abs().max(1e-3));
+                assert!(
+                    (a - e).abs() <= 1e-10 * e.abs().max(1e-3),
+                    "{}: {a} vs {e}",
+                    path.display()
+                );
+            }
+            let lr: Vec<f64> = serde_json::from_value(out["lr"].clone()).unwrap();
+            let lr_used: Vec<f64> = serde_json::from_value(raw["lr_used"].clone()).unwrap();
+            for (a, e) in lr.iter().zip(&lr_used) {
+                assert!(
+                    (a - e).abs() <= 1e-12 * e.abs().max(1e-3),
+                    "{}: lr {a} vs {e}",
+                    path.display()
+                );
+            }
+            eprintln!(
+                "replay {} ({update_path}): max relative error {worst:.3e}",
                 path.display()
             );
         }
-        let lr: Vec<f64> = serde_json::from_value(out["lr"].clone()).unwrap();
-        let lr_used: Vec<f64> = serde_json::from_value(raw["lr_used"].clone()).unwrap();
-        for (a, e) in lr.iter().zip(&lr_used) {
-            assert!(
-                (a - e).abs() <= 1e-12 * e.abs().max(1e-3),
-                "{}: lr {a} vs {e}",
-                path.display()
-            );
-        }
-        eprintln!("replay {}: max relative error {worst:.3e}", path.display());
         count += 1;
     }
     assert_eq!(count, 27);

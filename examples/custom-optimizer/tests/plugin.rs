@@ -70,3 +70,19 @@ fn lion_passes_the_optimizer_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     gradus_optim::conformance::check_all("lion", dir.path()).unwrap();
 }
+
+#[test]
+fn a_pipeline_using_the_plugin_validates_and_trains() {
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/digits-lion.json");
+    let (ok, stdout, stderr) = gradus_lion(&["validate", pipeline]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, _, stderr) =
+        gradus_lion(&["run", pipeline, "--out", run.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert!(report["test_accuracy"].as_f64().unwrap() > 0.9, "{report}");
+}
