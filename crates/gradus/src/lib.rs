@@ -13,6 +13,8 @@ pub use gradus_augment as augment;
 pub use gradus_data as data;
 #[cfg(feature = "init")]
 pub use gradus_init as init;
+#[cfg(feature = "layers")]
+pub use gradus_layers as layers;
 #[cfg(feature = "norm")]
 pub use gradus_norm as norm;
 #[cfg(feature = "optim")]
