@@ -53,35 +53,18 @@ pub type Adadelta = GroupedOptimizer<AdadeltaConfig>;
 
 impl Rule for AdadeltaConfig {
     const NAME: &'static str = "adadelta";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "rho", "eps", "weight_decay"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "rho" => rho,
+        "eps" => eps,
+        "weight_decay" => weight_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
         validate::in_range("rho", self.rho, 0.0, 1.0)?;
         validate::eps(self.eps)?;
         validate::weight_decay(self.weight_decay)
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "lr" => Some(self.lr),
-            "rho" => Some(self.rho),
-            "eps" => Some(self.eps),
-            "weight_decay" => Some(self.weight_decay),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lr" => &mut self.lr,
-            "rho" => &mut self.rho,
-            "eps" => &mut self.eps,
-            "weight_decay" => &mut self.weight_decay,
-            _ => return false,
-        };
-        *slot = value;
-        true
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

@@ -55,7 +55,12 @@ pub type Adagrad = GroupedOptimizer<AdagradConfig>;
 
 impl Rule for AdagradConfig {
     const NAME: &'static str = "adagrad";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "lr_decay", "weight_decay", "eps"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "lr_decay" => lr_decay,
+        "weight_decay" => weight_decay,
+        "eps" => eps,
+    );
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -63,28 +68,6 @@ impl Rule for AdagradConfig {
         validate::weight_decay(self.weight_decay)?;
         validate::non_negative("initial_accumulator_value", self.initial_accumulator_value)?;
         validate::eps(self.eps)
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "lr" => Some(self.lr),
-            "lr_decay" => Some(self.lr_decay),
-            "weight_decay" => Some(self.weight_decay),
-            "eps" => Some(self.eps),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lr" => &mut self.lr,
-            "lr_decay" => &mut self.lr_decay,
-            "weight_decay" => &mut self.weight_decay,
-            "eps" => &mut self.eps,
-            _ => return false,
-        };
-        *slot = value;
-        true
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

@@ -136,26 +136,16 @@ impl AdamConfig {
 
 impl Rule for AdamConfig {
     const NAME: &'static str = "adam";
-    const HYPERPARAMETERS: &'static [&'static str] =
-        &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "beta1" => betas.0,
+        "beta2" => betas.1,
+        "eps" => eps,
+        "weight_decay" => weight_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         self.step().validate()
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        moments::get_adam_like(name, self.lr, self.betas, self.eps, self.weight_decay)
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(
-            name,
-            value,
-            &mut self.lr,
-            &mut self.betas,
-            &mut self.eps,
-            &mut self.weight_decay,
-        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::adam::AdamStep;
 use crate::grouped::GroupedOptimizer;
-use crate::moments;
 use crate::rule::{ParamState, Rule};
 
 /// AdamW: the [`Adam`](crate::adam::AdamConfig) update with the decay applied to θ directly.
@@ -69,26 +68,16 @@ impl AdamWConfig {
 
 impl Rule for AdamWConfig {
     const NAME: &'static str = "adamw";
-    const HYPERPARAMETERS: &'static [&'static str] =
-        &["lr", "beta1", "beta2", "eps", "weight_decay"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "beta1" => betas.0,
+        "beta2" => betas.1,
+        "eps" => eps,
+        "weight_decay" => weight_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         self.step().validate()
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        moments::get_adam_like(name, self.lr, self.betas, self.eps, self.weight_decay)
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        moments::set_adam_like(
-            name,
-            value,
-            &mut self.lr,
-            &mut self.betas,
-            &mut self.eps,
-            &mut self.weight_decay,
-        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

@@ -1,5 +1,4 @@
-//! Exponential moving averages of gradients and the hyperparameter accessors the Adam family
-//! shares.
+//! Exponential moving averages of gradients, shared by the Adam family, RMSprop and Adadelta.
 
 use candle_core::Tensor;
 use gradus_core::Result;
@@ -26,43 +25,4 @@ pub fn ema_sq(
     let next = ((v * beta)? + (grad.sqr()? * (1.0 - beta))?)?;
     state.set_buffer(name, next.clone());
     Ok(next)
-}
-
-/// Reads `lr`, `beta1`, `beta2`, `eps`, `weight_decay` of an Adam-like config.
-pub fn get_adam_like(
-    name: &str,
-    lr: f64,
-    betas: (f64, f64),
-    eps: f64,
-    weight_decay: f64,
-) -> Option<f64> {
-    match name {
-        "lr" => Some(lr),
-        "beta1" => Some(betas.0),
-        "beta2" => Some(betas.1),
-        "eps" => Some(eps),
-        "weight_decay" => Some(weight_decay),
-        _ => None,
-    }
-}
-
-/// Writes one of `lr`, `beta1`, `beta2`, `eps`, `weight_decay` of an Adam-like config.
-pub fn set_adam_like(
-    name: &str,
-    value: f64,
-    lr: &mut f64,
-    betas: &mut (f64, f64),
-    eps: &mut f64,
-    weight_decay: &mut f64,
-) -> bool {
-    let slot = match name {
-        "lr" => lr,
-        "beta1" => &mut betas.0,
-        "beta2" => &mut betas.1,
-        "eps" => eps,
-        "weight_decay" => weight_decay,
-        _ => return false,
-    };
-    *slot = value;
-    true
 }

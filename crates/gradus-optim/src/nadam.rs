@@ -61,14 +61,14 @@ pub type Nadam = GroupedOptimizer<NadamConfig>;
 
 impl Rule for NadamConfig {
     const NAME: &'static str = "nadam";
-    const HYPERPARAMETERS: &'static [&'static str] = &[
-        "lr",
-        "beta1",
-        "beta2",
-        "eps",
-        "weight_decay",
-        "momentum_decay",
-    ];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "beta1" => betas.0,
+        "beta2" => betas.1,
+        "eps" => eps,
+        "weight_decay" => weight_decay,
+        "momentum_decay" => momentum_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -76,28 +76,6 @@ impl Rule for NadamConfig {
         validate::betas(self.betas)?;
         validate::weight_decay(self.weight_decay)?;
         validate::non_negative("momentum_decay", self.momentum_decay)
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "momentum_decay" => Some(self.momentum_decay),
-            _ => moments::get_adam_like(name, self.lr, self.betas, self.eps, self.weight_decay),
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        if name == "momentum_decay" {
-            self.momentum_decay = value;
-            return true;
-        }
-        moments::set_adam_like(
-            name,
-            value,
-            &mut self.lr,
-            &mut self.betas,
-            &mut self.eps,
-            &mut self.weight_decay,
-        )
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

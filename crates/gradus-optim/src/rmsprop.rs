@@ -59,8 +59,13 @@ pub type Rmsprop = GroupedOptimizer<RmspropConfig>;
 
 impl Rule for RmspropConfig {
     const NAME: &'static str = "rmsprop";
-    const HYPERPARAMETERS: &'static [&'static str] =
-        &["lr", "alpha", "eps", "weight_decay", "momentum"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "alpha" => alpha,
+        "eps" => eps,
+        "weight_decay" => weight_decay,
+        "momentum" => momentum,
+    );
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -68,30 +73,6 @@ impl Rule for RmspropConfig {
         validate::momentum(self.momentum)?;
         validate::weight_decay(self.weight_decay)?;
         validate::non_negative("alpha", self.alpha)
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "lr" => Some(self.lr),
-            "alpha" => Some(self.alpha),
-            "eps" => Some(self.eps),
-            "weight_decay" => Some(self.weight_decay),
-            "momentum" => Some(self.momentum),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lr" => &mut self.lr,
-            "alpha" => &mut self.alpha,
-            "eps" => &mut self.eps,
-            "weight_decay" => &mut self.weight_decay,
-            "momentum" => &mut self.momentum,
-            _ => return false,
-        };
-        *slot = value;
-        true
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

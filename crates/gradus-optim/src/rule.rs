@@ -55,6 +55,9 @@ pub trait Rule:
     /// Registered name (`adam`).
     const NAME: &'static str;
     /// Names of the scalar hyperparameters that can be read and set at run time.
+    ///
+    /// [`hyperparameters!`](crate::hyperparameters) writes this constant, [`Rule::get`] and
+    /// [`Rule::set`] from one list of `"name" => field` pairs.
     const HYPERPARAMETERS: &'static [&'static str];
 
     /// Checks the hyperparameters, with PyTorch's wording for invalid values.
@@ -89,4 +92,35 @@ pub trait Rule:
         let _ = state;
         None
     }
+}
+
+/// Writes `HYPERPARAMETERS`, `get` and `set` of a [`Rule`] impl from `"name" => field` pairs
+/// (`"beta1" => betas.0` for a tuple field), so that the names exist in one place:
+///
+/// ```text
+/// impl Rule for SgdConfig {
+///     gradus_optim::hyperparameters!("lr" => lr, "momentum" => momentum);
+///     // ...
+/// }
+/// ```
+#[macro_export]
+macro_rules! hyperparameters {
+    ($($name:literal => $field:ident $(. $index:tt)?),+ $(,)?) => {
+        const HYPERPARAMETERS: &'static [&'static str] = &[$($name),+];
+
+        fn get(&self, name: &str) -> Option<f64> {
+            match name {
+                $($name => Some(self.$field $(.$index)?),)+
+                _ => None,
+            }
+        }
+
+        fn set(&mut self, name: &str, value: f64) -> bool {
+            match name {
+                $($name => self.$field $(.$index)? = value,)+
+                _ => return false,
+            }
+            true
+        }
+    };
 }

@@ -60,8 +60,12 @@ pub type Sgd = GroupedOptimizer<SgdConfig>;
 
 impl Rule for SgdConfig {
     const NAME: &'static str = "sgd";
-    const HYPERPARAMETERS: &'static [&'static str] =
-        &["lr", "momentum", "dampening", "weight_decay"];
+    crate::hyperparameters!(
+        "lr" => lr,
+        "momentum" => momentum,
+        "dampening" => dampening,
+        "weight_decay" => weight_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         validate::lr(self.lr)?;
@@ -73,28 +77,6 @@ impl Rule for SgdConfig {
             ));
         }
         Ok(())
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "lr" => Some(self.lr),
-            "momentum" => Some(self.momentum),
-            "dampening" => Some(self.dampening),
-            "weight_decay" => Some(self.weight_decay),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lr" => &mut self.lr,
-            "momentum" => &mut self.momentum,
-            "dampening" => &mut self.dampening,
-            "weight_decay" => &mut self.weight_decay,
-            _ => return false,
-        };
-        *slot = value;
-        true
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {

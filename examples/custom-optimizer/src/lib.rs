@@ -45,34 +45,17 @@ pub type Lion = GroupedOptimizer<LionConfig>;
 
 impl Rule for LionConfig {
     const NAME: &'static str = "lion";
-    const HYPERPARAMETERS: &'static [&'static str] = &["lr", "beta1", "beta2", "weight_decay"];
+    gradus_optim::hyperparameters!(
+        "lr" => lr,
+        "beta1" => betas.0,
+        "beta2" => betas.1,
+        "weight_decay" => weight_decay,
+    );
 
     fn validate(&self) -> Result<()> {
         gradus_optim::validate::lr(self.lr)?;
         gradus_optim::validate::betas(self.betas)?;
         gradus_optim::validate::weight_decay(self.weight_decay)
-    }
-
-    fn get(&self, name: &str) -> Option<f64> {
-        match name {
-            "lr" => Some(self.lr),
-            "beta1" => Some(self.betas.0),
-            "beta2" => Some(self.betas.1),
-            "weight_decay" => Some(self.weight_decay),
-            _ => None,
-        }
-    }
-
-    fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lr" => &mut self.lr,
-            "beta1" => &mut self.betas.0,
-            "beta2" => &mut self.betas.1,
-            "weight_decay" => &mut self.weight_decay,
-            _ => return false,
-        };
-        *slot = value;
-        true
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {
