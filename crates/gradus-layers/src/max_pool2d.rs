@@ -1,11 +1,12 @@
 //! `max_pool2d`: the maximum over each window (`torch.nn.MaxPool2d`).
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use gradus_core::plugin::layer::{ForwardContext, Layer, LayerContext};
 use gradus_core::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::max_pool_blocks::MaxPoolBlocks;
 use crate::pool::Window;
 use crate::util::Size2;
 
@@ -21,9 +22,16 @@ use crate::util::Size2;
 /// PyTorch: where several elements of a window tie for the maximum, each of them receives the
 /// gradient (non-overlapping windows) or a share of it (overlapping windows); PyTorch sends it
 /// all to the first. Values are identical.
+///
+/// Computation: non-overlapping windows (`stride == kernel_size`) of f32/f64 CPU tensors run
+/// one fused kernel forward and backward; other cases use Candle tensor ops (window views and
+/// `max`/`maximum`), which also serve as the reference in tests. Both give identical values
+/// and gradients.
 #[derive(Debug)]
 pub struct MaxPool2d {
     window: Window,
+    /// Forces the tensor-op path, for tests and benchmarks.
+    pub(crate) reference: bool,
 }
 
 /// Configuration of [`MaxPool2d`].
@@ -59,7 +67,10 @@ impl MaxPool2d {
             input_shape,
             path,
         )?;
-        Ok(MaxPool2d { window })
+        Ok(MaxPool2d {
+            window,
+            reference: false,
+        })
     }
 }
 
@@ -72,6 +83,17 @@ impl Layer for MaxPool2d {
         // Not Candle's `max_pool2d`: its backward pass scales the gradient by the share of
         // maxima in the window (1 / (k_h k_w) for a unique maximum) instead of passing it on.
         let w = &self.window;
+        let fast = x.device().is_cpu()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+            && x.rank() == 4
+            && w.kernel == w.stride;
+        if fast && !self.reference {
+            let op = MaxPoolBlocks {
+                kernel: w.kernel,
+                padding: w.padding,
+            };
+            return Ok(x.contiguous()?.apply_op1(op)?);
+        }
         let padded = w.pad(x, f64::NEG_INFINITY)?;
         if let Some(blocks) = w.blocks(&padded)? {
             return Ok(blocks.max(5)?.max(3)?);
@@ -178,6 +200,50 @@ mod tests {
             assert_eq!(g[5], g5, "{g:?}");
             assert_eq!(g[1], 0.0); // -2.0 never is a maximum
             assert_eq!(g.iter().sum::<f64>(), y.elem_count() as f64);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// The fused kernel (stride = kernel) equals the tensor-op path exactly, values and
+        /// gradients, ties included (inputs are rounded to quarters so windows tie often).
+        #[test]
+        fn fused_kernel_matches_reference(
+            seed in 0u64..1_000,
+            (n, c, h, w) in (1usize..3, 1usize..4, 1usize..10, 1usize..10),
+            (kh, kw, ph, pw) in (1usize..4, 1usize..4, 0usize..2, 0usize..2),
+            f64_dtype in proptest::bool::ANY,
+        ) {
+            let dtype = if f64_dtype { candle_core::DType::F64 } else { candle_core::DType::F32 };
+            let config = json!({"kernel_size": [kh, kw], "padding": [ph, pw]});
+            let built = pool(config, &[c, h, w]);
+            proptest::prop_assume!(built.is_ok());
+            let mut p = built.unwrap();
+            let mut rng = gradus_core::SeededRng::new(seed);
+            let x = rng
+                .uniform_tensor(&[n, c, h, w], -2.0, 2.0, dtype, &Device::Cpu)
+                .unwrap();
+            let x = (x * 4.0).unwrap().round().unwrap().affine(0.25, 0.0).unwrap();
+            let run = |p: &mut MaxPool2d| {
+                let xv = Var::from_tensor(&x).unwrap();
+                let y = p.forward(xv.as_tensor(), &mut fctx(true)).unwrap();
+                let r = Tensor::arange(1u32, y.elem_count() as u32 + 1, &Device::Cpu)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap()
+                    .reshape(y.dims())
+                    .unwrap();
+                let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                let flat = |t: &Tensor| {
+                    t.to_dtype(candle_core::DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+                };
+                (y.dims().to_vec(), flat(&y), flat(g.get(xv.as_tensor()).unwrap()))
+            };
+            let fast = run(&mut p);
+            p.reference = true;
+            let slow = run(&mut p);
+            proptest::prop_assert_eq!(fast, slow);
         }
     }
 

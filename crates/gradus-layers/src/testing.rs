@@ -18,13 +18,41 @@ pub(crate) fn context<'a>(
     shape: &[usize],
     rng: &'a mut SeededRng,
 ) -> LayerContext<'a> {
+    context_of(DType::F64, vars, shape, rng)
+}
+
+/// A build context over `dtype` parameters named `layer.*`.
+pub(crate) fn context_of<'a>(
+    dtype: DType,
+    vars: &'a VarMap,
+    shape: &[usize],
+    rng: &'a mut SeededRng,
+) -> LayerContext<'a> {
     LayerContext {
         input_shape: shape.to_vec(),
         vars,
         prefix: "layer".to_string(),
         rng,
-        dtype: DType::F64,
+        dtype,
         device: Device::Cpu,
+    }
+}
+
+/// Element-wise `|a - b| <= tol * max(1, |b|)` of two tensors of any float dtype, with `what`
+/// in the failure message.
+pub(crate) fn assert_tensors_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
+    assert_eq!(a.dims(), b.dims(), "{what}");
+    let flat = |t: &Tensor| {
+        t.to_dtype(DType::F64)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1::<f64>())
+            .unwrap()
+    };
+    for (i, (x, y)) in flat(a).iter().zip(&flat(b)).enumerate() {
+        assert!(
+            (x - y).abs() <= tol * y.abs().max(1.0),
+            "{what}[{i}]: {x} vs {y} (tol {tol})"
+        );
     }
 }
 
