@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{Module, Optimizer as _, VarBuilder, VarMap};
+use candle_nn::Optimizer as _;
 use criterion::{BenchmarkId, Criterion, SamplingMode};
+use gradus_benches::mlp::{fused_adam_step_ms, Mlp};
 use gradus_benches::{
-    bytes_per_param, layouts, machine, write_summary, Layout, MlpRow, Mode, Probe, Recorder, Row,
+    bytes_per_param, layouts, machine, out_dir, write_summary, AllocReport, Layout, MlpRow, Mode,
+    Probe, Recorder, Row,
 };
 use gradus_core::NamedVar;
 use gradus_optim::fused::with_default_path;
@@ -126,44 +128,77 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     }
 }
 
-/// 784-512-512-10 MLP with ReLU, cross-entropy on fixed inputs and labels.
-struct Mlp {
-    varmap: VarMap,
-    layers: Vec<candle_nn::Linear>,
-    x: Tensor,
-    y: Tensor,
-}
-
-impl Mlp {
-    fn new(batch: usize) -> Mlp {
-        let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let dims = [784, 512, 512, 10];
-        let layers = (0..3)
-            .map(|i| candle_nn::linear(dims[i], dims[i + 1], vb.pp(format!("fc{i}"))).unwrap())
-            .collect();
-        let xs: Vec<f32> = (0..batch * 784)
-            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
-            .collect();
-        let ys: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 10).collect();
-        Mlp {
-            varmap,
-            layers,
-            x: Tensor::from_vec(xs, (batch, 784), &Device::Cpu).unwrap(),
-            y: Tensor::new(ys.as_slice(), &Device::Cpu).unwrap(),
+/// `clip_grad_norm` (L2, always scaling) on the fused path in place, the fused path with a new
+/// tensor per gradient (`GradStore::insert`), and the tensor-op path. Each timed call is
+/// followed by an untimed doubling so that the gradients keep their magnitude.
+fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
+    use gradus_optim::clip::{clip_grad_norm, NormType};
+    use gradus_optim::fused::clip::{norm, scale_in_place, scaled_copy};
+    for layout in layouts(mode) {
+        let mut group = c.benchmark_group(format!("clip/{}", layout.name));
+        group.sampling_mode(SamplingMode::Flat).sample_size(10);
+        group.warm_up_time(Duration::from_millis(1));
+        for label in ["fused", "fused_copy", "reference"] {
+            let (vars, mut grads) = params(layout);
+            let id = format!("clip_grad_norm/{label}/{}", layout.name);
+            group.measurement_time(if label == "reference" {
+                Duration::from_millis(1)
+            } else {
+                mode.measurement()
+            });
+            group.bench_function(BenchmarkId::new(label, layout.name), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let t0 = Instant::now();
+                        match label {
+                            "fused" => {
+                                clip_grad_norm(&vars, &mut grads, 1e-3, NormType::P(2.0), false)
+                                    .unwrap();
+                            }
+                            "fused_copy" => {
+                                let gs: Vec<Tensor> = vars
+                                    .iter()
+                                    .map(|v| grads.get(v.as_tensor()).unwrap().clone())
+                                    .collect();
+                                let norms: Vec<f64> = {
+                                    use rayon::prelude::*;
+                                    gs.par_iter()
+                                        .map(|g| norm(g, NormType::P(2.0)).unwrap())
+                                        .collect()
+                                };
+                                let t = NormType::P(2.0).of_values(&norms);
+                                let coef = (1e-3 / (t + 1e-6)).min(1.0);
+                                for (v, g) in vars.iter().zip(&gs) {
+                                    let new = scaled_copy(g, coef).unwrap().unwrap();
+                                    grads.insert(v.as_tensor(), new);
+                                }
+                            }
+                            _ => with_default_path(UpdatePath::Reference, || {
+                                clip_grad_norm(&vars, &mut grads, 1e-3, NormType::P(2.0), false)
+                                    .unwrap();
+                            }),
+                        }
+                        let dt = t0.elapsed();
+                        rec.push(&id, dt, 1);
+                        total += dt;
+                        for v in &vars {
+                            let g = grads.get(v.as_tensor()).unwrap();
+                            let scale = 1e-2
+                                / g.flatten_all()
+                                    .unwrap()
+                                    .get(0)
+                                    .unwrap()
+                                    .to_scalar::<f32>()
+                                    .unwrap() as f64;
+                            scale_in_place(g, scale).unwrap();
+                        }
+                    }
+                    total
+                })
+            });
         }
-    }
-
-    fn grads(&self) -> GradStore {
-        let mut h = self.x.clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            h = l.forward(&h).unwrap();
-            if i < 2 {
-                h = h.relu().unwrap();
-            }
-        }
-        let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
-        loss.backward().unwrap()
+        group.finish();
     }
 }
 
@@ -242,6 +277,28 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                 });
             }
         }
+        let clip_ref = rec.median_ms(&format!("clip_grad_norm/reference/{l}"));
+        for path in ["fused", "fused_copy", "reference"] {
+            let Some(ms) = rec.median_ms(&format!("clip_grad_norm/{path}/{l}")) else {
+                continue;
+            };
+            rows.push(Row {
+                optimizer: "clip_grad_norm".into(),
+                layout: l.into(),
+                dtype: "f32".into(),
+                path: path.into(),
+                median_ms: ms,
+                // Norm pass reads g, scale pass reads and writes it: 12 bytes, as probe 0.
+                gb_per_s: n * 12.0 / (ms * 1e-3) / 1e9,
+                probe_ratio: probe(0).map_or(f64::NAN, |p| ms / p),
+                speedup_vs_candle_nn: None,
+                speedup_vs_reference: clip_ref.map(|r| r / ms),
+                vs_one_tensor: (layout.count > 1)
+                    .then(|| rec.median_ms(&format!("clip_grad_norm/{path}/1x10000000")))
+                    .flatten()
+                    .map(|one| ms / one),
+            });
+        }
         for &(name, state) in OPTIMIZERS {
             let candle_name = match name {
                 "adam" | "adamw" => Some("adamw"),
@@ -288,6 +345,7 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
         let opt = rec.median_ms(&format!("mlp/{k}/opt"))?;
         Some(MlpRow {
             optimizer: k.to_string(),
+            allocator: "system".into(),
             step_ms: step,
             optimizer_ms: opt,
             optimizer_share: opt / step,
@@ -302,17 +360,37 @@ fn main() {
     let rec = Recorder::default();
     let mut c = Criterion::default().configure_from_args();
     bench_steps(&mut c, mode, &rec);
+    bench_clip(&mut c, mode, &rec);
     bench_mlp(&mut c, mode, &rec);
     c.final_summary();
-    let (rows, mlp) = summarize(mode, &rec);
+    let (rows, mut mlp) = summarize(mode, &rec);
+    // The plain loop the `alloc` bench runs under mimalloc, here under the system allocator.
+    let (batch, steps) = match mode {
+        Mode::Test => (4, 2),
+        Mode::Quick => (128, 40),
+        Mode::Full => (128, 200),
+    };
+    let (step_ms, opt_ms) = fused_adam_step_ms(batch, steps);
+    mlp.push(MlpRow {
+        optimizer: "mlp_step_system_alloc".into(),
+        allocator: "system".into(),
+        step_ms,
+        optimizer_ms: opt_ms,
+        optimizer_share: opt_ms / step_ms,
+    });
     if mode == Mode::Test {
         assert!(
-            !rows.is_empty() && mlp.len() == 3,
+            !rows.is_empty() && mlp.len() == 4,
             "every benchmark ran once"
         );
         return;
     }
-    match write_summary(machine(mode), &rows, &mlp) {
+    let alloc: AllocReport = std::fs::read_to_string(out_dir().join("alloc.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    mlp.extend(alloc.mlp);
+    match write_summary(machine(mode), &rows, &mlp, &alloc.memory) {
         Ok(dir) => println!("summary written to {}", dir.join("summary.md").display()),
         Err(e) => eprintln!("could not write the summary: {e}"),
     }

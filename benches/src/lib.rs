@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+pub mod counting;
+pub mod mlp;
 
 /// How the bench binary was started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,16 +234,47 @@ pub struct Row {
 }
 
 /// The MLP training-step measurement.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MlpRow {
-    /// `gradus_adam_fused`, `gradus_adam_reference` or `candle_nn_adamw`.
+    /// `gradus_adam_fused`, `gradus_adam_reference` or `candle_nn_adamw` (criterion runs, system
+    /// allocator), or `mlp_step_system_alloc` / `mlp_step_mimalloc` (the same plain loop of
+    /// fused Adam steps in two bench binaries differing only in their global allocator).
     pub optimizer: String,
+    /// `system` or `mimalloc`.
+    pub allocator: String,
     /// Median forward + backward + step time.
     pub step_ms: f64,
     /// Median optimizer step time.
     pub optimizer_ms: f64,
     /// `optimizer_ms / step_ms`.
     pub optimizer_share: f64,
+}
+
+/// Allocations during one step (after the first, which creates the state), from the
+/// counting allocator of the `alloc` bench.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemRow {
+    /// What ran: `adam fused step`, `clip_grad_norm fused`, `mlp step`...
+    pub what: String,
+    /// `"1x10000000"`, `"1000x10000"` or `"mlp"`.
+    pub layout: String,
+    /// Parameters + gradients + state, bytes (the memory a step needs).
+    pub resident_bytes: usize,
+    /// Peak live bytes during the step minus live bytes before it.
+    pub peak_above_start: usize,
+    /// Bytes allocated during the step.
+    pub allocated: usize,
+    /// Number of allocations during the step.
+    pub allocations: usize,
+}
+
+/// What the `alloc` bench writes to `alloc.json` for the `optim` bench's summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AllocReport {
+    /// The mimalloc MLP row.
+    pub mlp: Vec<MlpRow>,
+    /// Allocation figures.
+    pub memory: Vec<MemRow>,
 }
 
 /// `target/gradus-bench` (or under `CARGO_TARGET_DIR`).
@@ -288,10 +322,12 @@ pub fn write_summary(
     machine: serde_json::Value,
     rows: &[Row],
     mlp: &[MlpRow],
+    memory: &[MemRow],
 ) -> std::io::Result<PathBuf> {
     let dir = out_dir();
     std::fs::create_dir_all(&dir)?;
-    let json = serde_json::json!({ "machine": machine, "rows": rows, "mlp": mlp });
+    let json =
+        serde_json::json!({ "machine": machine, "rows": rows, "mlp": mlp, "memory": memory });
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&json).map_err(std::io::Error::other)? + "\n",
@@ -317,14 +353,30 @@ pub fn write_summary(
     }
     if !mlp.is_empty() {
         md += "\n## MLP 784-512-512-10, batch 128, forward + backward + step (f32)\n\n";
-        md += "| optimizer | step ms | optimizer ms | optimizer share |\n|---|---:|---:|---:|\n";
+        md += "| optimizer | allocator | step ms | optimizer ms | optimizer share |\n|---|---|---:|---:|---:|\n";
         for m in mlp {
             md += &format!(
-                "| {} | {:.3} | {:.3} | {:.1} % |\n",
+                "| {} | {} | {:.3} | {:.3} | {:.1} % |\n",
                 m.optimizer,
+                m.allocator,
                 m.step_ms,
                 m.optimizer_ms,
                 m.optimizer_share * 100.0
+            );
+        }
+    }
+    if !memory.is_empty() {
+        md += "\n## Allocations during one step (counting allocator)\n\n";
+        md += "| what | layout | params+grads+state MB | peak above start KB | allocated KB | allocations |\n|---|---|---:|---:|---:|---:|\n";
+        for m in memory {
+            md += &format!(
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {} |\n",
+                m.what,
+                m.layout,
+                m.resident_bytes as f64 / 1e6,
+                m.peak_above_start as f64 / 1e3,
+                m.allocated as f64 / 1e3,
+                m.allocations
             );
         }
     }

@@ -5,9 +5,14 @@ use std::path::Path;
 
 use xshell::{cmd, Shell};
 
-/// Runs `benches/benches/optim.rs` under criterion; `quick` shortens every measurement.
+/// Runs `benches/benches/alloc.rs` (mimalloc MLP step, allocation counts; writes
+/// `alloc.json`) then `benches/benches/optim.rs` under criterion, which folds `alloc.json` into
+/// the summary; `quick` shortens every measurement.
 pub fn run(sh: &Shell, root: &Path, quick: bool) -> Result<(), String> {
     let _quick = quick.then(|| sh.push_env("GRADUS_BENCH_QUICK", "1"));
+    cmd!(sh, "cargo bench -p gradus-benches --bench alloc")
+        .run()
+        .map_err(|e| e.to_string())?;
     cmd!(sh, "cargo bench -p gradus-benches --bench optim")
         .run()
         .map_err(|e| e.to_string())?;

@@ -1,12 +1,13 @@
 //! Gradient clipping by global norm and by value, as `torch.nn.utils.clip_grad_norm_` and
 //! `torch.nn.utils.clip_grad_value_`; works on any optimizer since it rewrites the `GradStore`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use gradus_core::config::{display_path, parse_config};
 use gradus_core::{Error, NamedVar, Result};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -162,11 +163,79 @@ pub fn total_norm<P: GradParam>(
     grads: &GradStore,
     norm_type: NormType,
 ) -> Result<f64> {
-    let norms = present_grads(params, grads)
+    let present: Vec<Tensor> = present_grads(params, grads)
+        .into_iter()
+        .map(|(_, g)| g)
+        .collect();
+    Ok(norm_type.of_values(&tensor_norms(&present, norm_type)?))
+}
+
+/// Whether clipping takes the fused path for eligible gradients: unless the update path in
+/// force ([`crate::fused::default_path`]) is `Reference`. Clipping never refuses a gradient:
+/// under `Fused` too, an ineligible one takes the tensor-op path.
+fn fused_clipping() -> bool {
+    crate::fused::default_path() != crate::fused::UpdatePath::Reference
+}
+
+/// The norm of each gradient (fused where eligible).
+fn tensor_norms(present: &[Tensor], norm_type: NormType) -> Result<Vec<f64>> {
+    if fused_clipping() {
+        crate::fused::clip::norms(present, norm_type)
+    } else {
+        present.iter().map(|g| norm_type.of(g)).collect()
+    }
+}
+
+/// Multiplies every gradient of `present` by `coef` on the fused path: in place for an eligible
+/// gradient whose storage no other listed gradient shares (torch's `mul_`); a new tensor for a
+/// shared one (scaling a shared storage in place once per parameter would scale it twice) and
+/// for an ineligible one. New tensors are built first, from the unscaled values.
+fn scale_fused<P: GradParam>(
+    present: &[(&P, Tensor)],
+    grads: &mut GradStore,
+    coef: f64,
+) -> Result<()> {
+    let ids: Vec<Option<usize>> = present
         .iter()
-        .map(|(_, g)| norm_type.of(g))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(norm_type.of_values(&norms))
+        .map(|(_, g)| {
+            crate::fused::clip::eligible(g)
+                .then(|| crate::fused::clip::storage_id(g))
+                .flatten()
+        })
+        .collect();
+    let mut uses: HashMap<usize, usize> = HashMap::new();
+    for id in ids.iter().flatten() {
+        *uses.entry(*id).or_default() += 1;
+    }
+    let mut in_place = Vec::new();
+    for ((p, g), id) in present.iter().zip(&ids) {
+        match id {
+            // `x · 1` is `x` bit for bit (NaN included): nothing to write.
+            Some(_) if unit(g.dtype(), coef) => {}
+            Some(id) if uses[id] == 1 => in_place.push(g),
+            Some(_) => {
+                if let Some(t) = crate::fused::clip::scaled_copy(g, coef)? {
+                    grads.insert(p.tensor(), t);
+                }
+            }
+            None => {
+                let c = Tensor::new(coef, g.device())?.to_dtype(g.dtype())?;
+                grads.insert(p.tensor(), g.broadcast_mul(&c)?);
+            }
+        }
+    }
+    in_place
+        .par_iter()
+        .with_min_len(4)
+        .try_for_each(|g| crate::fused::clip::scale_in_place(g, coef))
+}
+
+/// Whether `coef` rounds to exactly 1 in `dtype` (f32 or f64).
+fn unit(dtype: DType, coef: f64) -> bool {
+    match dtype {
+        DType::F32 => coef as f32 == 1.0,
+        _ => coef == 1.0,
+    }
 }
 
 /// Scales the gradients of `params` so that their global norm is at most `max_norm`, as
@@ -193,10 +262,8 @@ pub fn clip_grad_norm<P: GradParam>(
     if present.is_empty() {
         return Ok(0.0);
     }
-    let norms = present
-        .iter()
-        .map(|(_, g)| norm_type.of(g))
-        .collect::<Result<Vec<_>>>()?;
+    let gs: Vec<Tensor> = present.iter().map(|(_, g)| g.clone()).collect();
+    let norms = tensor_norms(&gs, norm_type)?;
     let total = norm_type.of_values(&norms);
     if error_if_nonfinite && !total.is_finite() {
         return Err(Error::NonFinite(format!(
@@ -208,6 +275,10 @@ pub fn clip_grad_norm<P: GradParam>(
     let coef = max_norm / (total + 1e-6);
     // torch.clamp(coef, max=1.0) keeps NaN (f64::min would not).
     let coef = if coef > 1.0 { 1.0 } else { coef };
+    if fused_clipping() {
+        scale_fused(&present, grads, coef)?;
+        return Ok(total);
+    }
     for (p, g) in present {
         let c = Tensor::new(coef, g.device())?.to_dtype(g.dtype())?;
         grads.insert(p.tensor(), g.broadcast_mul(&c)?);
@@ -227,13 +298,24 @@ pub fn clip_grad_value<P: GradParam>(
             "clip_value must be >= 0, got {clip_value}"
         )));
     }
+    let fused = fused_clipping();
+    let mut in_place = Vec::new();
     for (p, g) in present_grads(params, grads) {
+        // Clamping is idempotent, so a storage shared by several gradients may be clamped in
+        // place once per gradient.
+        if fused && crate::fused::clip::eligible(&g) {
+            in_place.push(g);
+            continue;
+        }
         let clamped = g.clamp(-clip_value, clip_value)?;
         // Some backends' max/min drop NaN; keep it as torch.clamp does.
         let is_nan = g.ne(&g)?;
         grads.insert(p.tensor(), is_nan.where_cond(&g, &clamped)?);
     }
-    Ok(())
+    in_place
+        .par_iter()
+        .with_min_len(4)
+        .try_for_each(|g| crate::fused::clip::clamp_in_place(g, clip_value))
 }
 
 /// Clipping by global norm: `{"max_norm": 1.0, "norm_type": 2.0, "error_if_nonfinite": false}`.

@@ -18,6 +18,7 @@
 //! it is eligible.
 
 pub mod aligned;
+pub mod clip;
 pub mod elem;
 mod kernels;
 pub(crate) mod step;

@@ -1,0 +1,87 @@
+//! The 784-512-512-10 MLP training step (ReLU, cross-entropy, f32) shared by the benches.
+
+use std::time::Instant;
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Module, Optimizer as _, VarBuilder, VarMap};
+
+/// 784-512-512-10 MLP with ReLU, cross-entropy on fixed inputs and labels.
+pub struct Mlp {
+    /// The parameters.
+    pub varmap: VarMap,
+    layers: Vec<candle_nn::Linear>,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl Mlp {
+    /// A model with Candle's default initialization and a fixed batch of `batch` inputs.
+    pub fn new(batch: usize) -> Mlp {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let dims = [784, 512, 512, 10];
+        let layers = (0..3)
+            .map(|i| candle_nn::linear(dims[i], dims[i + 1], vb.pp(format!("fc{i}"))).unwrap())
+            .collect();
+        let xs: Vec<f32> = (0..batch * 784)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+            .collect();
+        let ys: Vec<u32> = (0..batch as u32).map(|i| (i * 7) % 10).collect();
+        Mlp {
+            varmap,
+            layers,
+            x: Tensor::from_vec(xs, (batch, 784), &Device::Cpu).unwrap(),
+            y: Tensor::new(ys.as_slice(), &Device::Cpu).unwrap(),
+        }
+    }
+
+    /// Forward and backward: the gradients of the loss.
+    pub fn grads(&self) -> GradStore {
+        let mut h = self.x.clone();
+        for (i, l) in self.layers.iter().enumerate() {
+            h = l.forward(&h).unwrap();
+            if i < 2 {
+                h = h.relu().unwrap();
+            }
+        }
+        let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
+        loss.backward().unwrap()
+    }
+}
+
+/// Median forward + backward + step time and median step time (ms) of Gradus Adam on the
+/// fused path over `steps` steps (after 3 warm-up steps): the same loop in every bench binary,
+/// so that global allocators can be compared.
+pub fn fused_adam_step_ms(batch: usize, steps: usize) -> (f64, f64) {
+    let mlp = Mlp::new(batch);
+    let mut opt = gradus_optim::Adam::new(mlp.varmap.all_vars(), Default::default()).unwrap();
+    opt.set_update_path(Some(gradus_optim::UpdatePath::Fused));
+    let (mut step, mut optim) = (Vec::new(), Vec::new());
+    for i in 0..steps + 3 {
+        let t0 = Instant::now();
+        let grads = mlp.grads();
+        let t1 = Instant::now();
+        opt.apply(&grads).unwrap();
+        let t2 = Instant::now();
+        if i >= 3 {
+            step.push((t2 - t0).as_secs_f64() * 1e3);
+            optim.push((t2 - t1).as_secs_f64() * 1e3);
+        }
+    }
+    (median(&mut step), median(&mut optim))
+}
+
+/// The median of `v` (NaN when empty).
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
