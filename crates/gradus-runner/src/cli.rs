@@ -53,9 +53,10 @@ enum Command {
     },
     /// Print a JSON Schema of the pipeline, generated from the registered components.
     Schema,
-    /// Overlay the curves of several runs and tabulate their final metrics.
+    /// Overlay the curves of several runs and tabulate their final metrics. A pipeline file
+    /// given instead of a run folder is trained first (quietly, into its default run folder).
     Compare {
-        /// Run folders.
+        /// Run folders or pipeline files.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// Where to write compare_*.svg/png, compare.md and compare.json (default: the current folder).
@@ -142,9 +143,21 @@ fn run(cli: Cli) -> Result<String, Failure> {
         Command::Schema => crate::schema::pipeline_schema()
             .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
             .map_err(Failure::Runtime),
-        Command::Compare { runs, out } => crate::compare::compare(&runs, &out)
-            .map(|report| report.table)
-            .map_err(bad),
+        Command::Compare { runs, out } => {
+            let mut folders = Vec::with_capacity(runs.len());
+            for path in runs {
+                if path.is_file() {
+                    let (dir, _) =
+                        crate::run::run(Some(&path), None, None, true, interrupt_flag())?;
+                    folders.push(dir);
+                } else {
+                    folders.push(path);
+                }
+            }
+            crate::compare::compare(&folders, &out)
+                .map(|report| report.table)
+                .map_err(bad)
+        }
         Command::List { kind, json } => {
             if json {
                 crate::list::render_json(kind.as_deref()).map_err(bad)

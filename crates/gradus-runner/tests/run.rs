@@ -461,4 +461,24 @@ fn compare_overlays_two_runs() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("sgd") && table.contains("adam"), "{table}");
     assert!(out_dir.join("compare_loss.png").is_file());
+
+    // Pipelines instead of run folders are trained first.
+    let mut p = small_pipeline(1, json!({"type": "mini_batch", "batch_size": 64}));
+    p["optimizer"] = json!({"type": "rmsprop", "lr": 0.001});
+    p["output"]["dir"] = json!(dir.path().join("rmsprop-run").to_str().unwrap());
+    let pipeline = write(dir.path(), "rmsprop.json", &p);
+    let out = gradus(&[
+        "compare",
+        runs[0].to_str().unwrap(),
+        pipeline.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rmsprop"));
+    assert!(dir.path().join("rmsprop-run/report.json").is_file());
 }
