@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--quick]`: runs the optimizer benchmarks (release profile) and prints
-//! the summary they write to `target/gradus-bench/summary.md` and `summary.json`.
+//! the summary they write to `target/gradus-bench/summary.md` and `summary.json`, then the
+//! augmentation pipeline bench (images/s in criterion's throughput line).
 
 use std::path::Path;
 
@@ -14,6 +15,9 @@ pub fn run(sh: &Shell, root: &Path, quick: bool) -> Result<(), String> {
         .run()
         .map_err(|e| e.to_string())?;
     cmd!(sh, "cargo bench -p gradus-benches --bench optim")
+        .run()
+        .map_err(|e| e.to_string())?;
+    cmd!(sh, "cargo bench -p gradus-benches --bench augment")
         .run()
         .map_err(|e| e.to_string())?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
