@@ -141,40 +141,48 @@ impl<R: Rule> GroupedOptimizer<R> {
         if path == UpdatePath::Fused {
             self.check_fused(grads)?;
         }
+        // The serial loop only plans (gradient lookup, step count, coefficients); readying the
+        // buffers and running the kernels happen in `run_jobs`, in parallel for large steps.
+        let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
+            Vec::new()
+        } else {
+            self.groups.iter().map(|g| g.hyper.buffer_names()).collect()
+        };
         let mut jobs = Vec::new();
         for slot in &mut self.slots {
             let group = &self.groups[slot.group];
             if group.frozen {
                 continue;
             }
-            let Some(grad) = grads.get(slot.param.var.as_tensor()) else {
+            let tensor = slot.param.var.as_tensor();
+            let Some(grad) = grads.get(tensor) else {
                 continue;
             };
-            let param = slot.param.var.as_tensor().detach();
-            if grad.dims() != param.dims() {
+            if grad.dims() != tensor.dims() {
                 return Err(Error::ShapeMismatch {
                     context: format!("gradient of `{}`", slot.param.name),
-                    expected: param.dims().to_vec(),
+                    expected: tensor.dims().to_vec(),
                     actual: grad.dims().to_vec(),
                 });
             }
             slot.state.step += 1;
             let eligible = path != UpdatePath::Reference
-                && fused::ineligibility(&param).is_none()
+                && fused::ineligibility(tensor).is_none()
                 && grad.device().is_cpu();
             if eligible {
                 if let Some(update) = group.hyper.fused(&mut slot.state) {
-                    jobs.push(fused_step::prepare(
-                        param,
-                        grad.detach(),
-                        &group.hyper.buffer_names(),
+                    jobs.push(fused_step::Job::new(
+                        tensor,
+                        grad,
+                        &names[slot.group],
                         update,
                         &mut slot.state,
                         &mut slot.fused,
-                    )?);
+                    ));
                     continue;
                 }
             }
+            let param = tensor.detach();
             slot.fused.move_into(&mut slot.state, param.dims())?;
             let grad = grad.detach().to_dtype(param.dtype())?;
             let next = group.hyper.update(&param, &grad, &mut slot.state)?;

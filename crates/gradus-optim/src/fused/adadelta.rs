@@ -1,7 +1,7 @@
 //! Fused Adadelta.
 
 use crate::adadelta::AdadeltaConfig;
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
 
@@ -32,24 +32,28 @@ impl AdadeltaStep {
         let n = p.len();
         let [a, b, _] = s;
         let (g, v, u) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let (sg, wd, has_wd) = (
-            sign::<T>(self.maximize),
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-        );
+        let (wd, has_wd) = (T::of(self.weight_decay), self.weight_decay != 0.0);
         let (rho, one_rho, eps, lr) = (
             T::of(self.rho),
             T::of(1.0 - self.rho),
             T::of(self.eps),
             T::of(self.lr),
         );
-        for i in 0..n {
-            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-            let vi = v[i] * rho + gi * gi * one_rho;
-            v[i] = vi;
-            let delta = (u[i] + eps).sqrt() / (vi + eps).sqrt() * gi;
-            u[i] = u[i] * rho + delta * delta * one_rho;
-            p[i] = p[i] - delta * lr;
-        }
+        specialize2(
+            self.maximize,
+            has_wd,
+            #[inline(always)]
+            |maximize, has_wd| {
+                let sg = sign::<T>(maximize);
+                for i in 0..n {
+                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                    let vi = v[i] * rho + gi * gi * one_rho;
+                    v[i] = vi;
+                    let delta = (u[i] + eps).sqrt() / (vi + eps).sqrt() * gi;
+                    u[i] = u[i] * rho + delta * delta * one_rho;
+                    p[i] = p[i] - delta * lr;
+                }
+            },
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Fused AdaGrad.
 
 use crate::adagrad::AdagradConfig;
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
 
@@ -31,17 +31,21 @@ impl AdagradStep {
     pub(crate) fn apply<T: Elem>(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]; 3]) {
         let n = p.len();
         let (g, sum) = (&g[..n], &mut s[0][..n]);
-        let (sg, wd, has_wd) = (
-            sign::<T>(self.maximize),
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-        );
+        let (wd, has_wd) = (T::of(self.weight_decay), self.weight_decay != 0.0);
         let (clr, eps) = (T::of(self.clr), T::of(self.eps));
-        for i in 0..n {
-            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-            let acc = sum[i] + gi * gi;
-            sum[i] = acc;
-            p[i] = p[i] - gi / (acc.sqrt() + eps) * clr;
-        }
+        specialize2(
+            self.maximize,
+            has_wd,
+            #[inline(always)]
+            |maximize, has_wd| {
+                let sg = sign::<T>(maximize);
+                for i in 0..n {
+                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                    let acc = sum[i] + gi * gi;
+                    sum[i] = acc;
+                    p[i] = p[i] - gi / (acc.sqrt() + eps) * clr;
+                }
+            },
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Fused Adam, AMSGrad and AdamW (coupled or decoupled weight decay, maximize).
 
 use crate::adam::AdamStep;
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
 
@@ -47,7 +47,6 @@ impl AdamStepCoef {
         let n = p.len();
         let [a, b, c] = s;
         let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let sg = sign::<T>(self.maximize);
         let has_wd = self.weight_decay != 0.0;
         let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
         let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
@@ -61,29 +60,41 @@ impl AdamStepCoef {
             T::of(self.eps),
             T::of(self.step_size),
         );
-        if self.amsgrad {
-            let vmax = &mut c[..n];
-            for i in 0..n {
-                let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                let pi = if decoupled { p[i] * decay } else { p[i] };
-                let mi = m[i] + (gi - m[i]) * b1;
-                m[i] = mi;
-                let vi = v[i] * b2 + gi * gi * one_b2;
-                v[i] = vi;
-                let xi = T::max_of(vmax[i], vi);
-                vmax[i] = xi;
-                p[i] = pi - mi / (xi.sqrt() * inv_bc2 + eps) * step;
-            }
+        let vmax: &mut [T] = if self.amsgrad {
+            &mut c[..n]
         } else {
-            for i in 0..n {
-                let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                let pi = if decoupled { p[i] * decay } else { p[i] };
-                let mi = m[i] + (gi - m[i]) * b1;
-                m[i] = mi;
-                let vi = v[i] * b2 + gi * gi * one_b2;
-                v[i] = vi;
-                p[i] = pi - mi / (vi.sqrt() * inv_bc2 + eps) * step;
-            }
-        }
+            Default::default()
+        };
+        specialize2(
+            self.maximize,
+            coupled,
+            #[inline(always)]
+            |maximize, coupled| {
+                specialize2(
+                    decoupled,
+                    self.amsgrad,
+                    #[inline(always)]
+                    |decoupled, amsgrad| {
+                        let sg = sign::<T>(maximize);
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                            let pi = if decoupled { p[i] * decay } else { p[i] };
+                            let mi = m[i] + (gi - m[i]) * b1;
+                            m[i] = mi;
+                            let vi = v[i] * b2 + gi * gi * one_b2;
+                            v[i] = vi;
+                            let xi = if amsgrad {
+                                let xi = T::max_of(vmax[i], vi);
+                                vmax[i] = xi;
+                                xi
+                            } else {
+                                vi
+                            };
+                            p[i] = pi - mi / (xi.sqrt() * inv_bc2 + eps) * step;
+                        }
+                    },
+                )
+            },
+        );
     }
 }

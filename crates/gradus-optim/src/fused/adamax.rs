@@ -1,7 +1,7 @@
 //! Fused Adamax.
 
 use crate::adamax::AdamaxConfig;
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
 
@@ -34,24 +34,28 @@ impl AdamaxStep {
         let n = p.len();
         let [a, b, _] = s;
         let (g, m, u) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let (sg, wd, has_wd) = (
-            sign::<T>(self.maximize),
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-        );
+        let (wd, has_wd) = (T::of(self.weight_decay), self.weight_decay != 0.0);
         let (b1, b2, eps, clr) = (
             T::of(1.0 - self.beta1),
             T::of(self.beta2),
             T::of(self.eps),
             T::of(self.clr),
         );
-        for i in 0..n {
-            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-            let mi = m[i] + (gi - m[i]) * b1;
-            m[i] = mi;
-            let ui = T::max_of(u[i] * b2, gi.abs() + eps);
-            u[i] = ui;
-            p[i] = p[i] - mi / ui * clr;
-        }
+        specialize2(
+            self.maximize,
+            has_wd,
+            #[inline(always)]
+            |maximize, has_wd| {
+                let sg = sign::<T>(maximize);
+                for i in 0..n {
+                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                    let mi = m[i] + (gi - m[i]) * b1;
+                    m[i] = mi;
+                    let ui = T::max_of(u[i] * b2, gi.abs() + eps);
+                    u[i] = ui;
+                    p[i] = p[i] - mi / ui * clr;
+                }
+            },
+        );
     }
 }

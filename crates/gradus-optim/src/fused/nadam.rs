@@ -1,6 +1,6 @@
 //! Fused NAdam (coupled or decoupled weight decay, maximize).
 
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize3};
 use crate::fused::{Elem, FusedUpdate};
 use crate::nadam::NadamConfig;
 use crate::rule::ParamState;
@@ -49,7 +49,6 @@ impl NadamStep {
         let n = p.len();
         let [a, b, _] = s;
         let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let sg = sign::<T>(self.maximize);
         let has_wd = self.weight_decay != 0.0;
         let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
         let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
@@ -60,16 +59,25 @@ impl NadamStep {
         );
         let (inv_bc2, eps) = (T::of(self.inv_bias_correction2), T::of(self.eps));
         let (gc, mc) = (T::of(self.grad_coef), T::of(self.m_coef));
-        for i in 0..n {
-            let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-            let pi = if decoupled { p[i] * decay } else { p[i] };
-            let mi = m[i] + (gi - m[i]) * b1;
-            m[i] = mi;
-            let vi = v[i] * b2 + gi * gi * one_b2;
-            v[i] = vi;
-            let denom = (vi * inv_bc2).sqrt() + eps;
-            let pi = pi - gi / denom * gc;
-            p[i] = pi - mi / denom * mc;
-        }
+        specialize3(
+            self.maximize,
+            coupled,
+            decoupled,
+            #[inline(always)]
+            |maximize, coupled, decoupled| {
+                let sg = sign::<T>(maximize);
+                for i in 0..n {
+                    let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                    let pi = if decoupled { p[i] * decay } else { p[i] };
+                    let mi = m[i] + (gi - m[i]) * b1;
+                    m[i] = mi;
+                    let vi = v[i] * b2 + gi * gi * one_b2;
+                    v[i] = vi;
+                    let denom = (vi * inv_bc2).sqrt() + eps;
+                    let pi = pi - gi / denom * gc;
+                    p[i] = pi - mi / denom * mc;
+                }
+            },
+        );
     }
 }

@@ -249,6 +249,171 @@ fn multi_chunk_tensors_match() {
     }
 }
 
+/// A step of many small tensors (over the serial threshold in all) runs them in parallel, each
+/// readying its own buffers there; every kernel's specialized loops (maximize, weight decay)
+/// must still match the reference path.
+#[test]
+fn many_small_tensors_in_parallel_match() {
+    let shapes: Vec<Vec<usize>> = (0..40).map(|i| vec![1_700 + 97 * (i % 5)]).collect();
+    let d = [DType::F32, DType::F64];
+    for maximize in [false, true] {
+        let wd = 0.01;
+        let sgd = SgdConfig {
+            weight_decay: wd,
+            maximize,
+            ..SgdConfig::default()
+        };
+        compare(sgd, &shapes, &d, 1, 2, UpdatePath::Fused).unwrap();
+        let adagrad = AdagradConfig {
+            weight_decay: wd,
+            maximize,
+            ..AdagradConfig::default()
+        };
+        compare(adagrad, &shapes, &d, 2, 2, UpdatePath::Fused).unwrap();
+        let rmsprop = RmspropConfig {
+            weight_decay: wd,
+            maximize,
+            centered: true,
+            momentum: 0.5,
+            ..RmspropConfig::default()
+        };
+        compare(rmsprop, &shapes, &d, 3, 2, UpdatePath::Fused).unwrap();
+        let adam = AdamConfig {
+            weight_decay: wd,
+            maximize,
+            amsgrad: true,
+            ..AdamConfig::default()
+        };
+        compare(adam, &shapes, &d, 4, 2, UpdatePath::Fused).unwrap();
+        let adamw = AdamWConfig {
+            maximize,
+            ..AdamWConfig::default()
+        };
+        compare(adamw, &shapes, &d, 5, 2, UpdatePath::Fused).unwrap();
+        let nadam = NadamConfig {
+            weight_decay: wd,
+            maximize,
+            ..NadamConfig::default()
+        };
+        compare(nadam, &shapes, &d, 6, 2, UpdatePath::Fused).unwrap();
+        let radam = RadamConfig {
+            weight_decay: wd,
+            maximize,
+            decoupled_weight_decay: true,
+            ..RadamConfig::default()
+        };
+        compare(radam, &shapes, &d, 7, 7, UpdatePath::Fused).unwrap();
+        let adamax = AdamaxConfig {
+            weight_decay: wd,
+            maximize,
+            ..AdamaxConfig::default()
+        };
+        compare(adamax, &shapes, &d, 8, 2, UpdatePath::Fused).unwrap();
+        let adadelta = AdadeltaConfig {
+            weight_decay: wd,
+            maximize,
+            ..AdadeltaConfig::default()
+        };
+        compare(adadelta, &shapes, &d, 9, 2, UpdatePath::Fused).unwrap();
+    }
+}
+
+/// The specialized kernels are bit-identical to the reference path (`x · 1 = x`,
+/// `x · -1 = -x`), checked on a parallel step with weight decay and `maximize`.
+#[test]
+fn specialized_kernels_are_bit_identical() {
+    fn exact<R: Rule>(cfg: R, seed: u64) {
+        let shapes: Vec<Vec<usize>> = (0..40).map(|_| vec![1_700]).collect();
+        let (a, b) = (
+            make_vars(&shapes, &[DType::F32], seed),
+            make_vars(&shapes, &[DType::F32], seed),
+        );
+        let mut fused = GroupedOptimizer::from_named(a.clone(), cfg.clone()).unwrap();
+        fused.set_update_path(Some(UpdatePath::Fused));
+        let mut reference = GroupedOptimizer::from_named(b.clone(), cfg).unwrap();
+        reference.set_update_path(Some(UpdatePath::Reference));
+        for step in 0..2 {
+            fused.apply(&grads_for(&a, step, seed)).unwrap();
+            reference.apply(&grads_for(&b, step, seed)).unwrap();
+        }
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(
+                flat(x.var.as_tensor()),
+                flat(y.var.as_tensor()),
+                "{}",
+                x.name
+            );
+        }
+    }
+    for maximize in [false, true] {
+        let wd = 0.01;
+        exact(
+            AdamConfig {
+                weight_decay: wd,
+                maximize,
+                ..AdamConfig::default()
+            },
+            1,
+        );
+        exact(
+            AdamaxConfig {
+                weight_decay: wd,
+                maximize,
+                ..AdamaxConfig::default()
+            },
+            2,
+        );
+        exact(
+            AdagradConfig {
+                weight_decay: wd,
+                maximize,
+                ..AdagradConfig::default()
+            },
+            3,
+        );
+        exact(
+            RmspropConfig {
+                weight_decay: wd,
+                maximize,
+                ..RmspropConfig::default()
+            },
+            4,
+        );
+        exact(
+            AdadeltaConfig {
+                weight_decay: wd,
+                maximize,
+                ..AdadeltaConfig::default()
+            },
+            5,
+        );
+        exact(
+            NadamConfig {
+                weight_decay: wd,
+                maximize,
+                ..NadamConfig::default()
+            },
+            6,
+        );
+        exact(
+            RadamConfig {
+                weight_decay: wd,
+                maximize,
+                ..RadamConfig::default()
+            },
+            7,
+        );
+        exact(
+            SgdConfig {
+                weight_decay: wd,
+                maximize,
+                ..SgdConfig::default()
+            },
+            8,
+        );
+    }
+}
+
 /// Two steps fused, a checkpoint, two steps on the reference path (and the other way round)
 /// equal four steps on one path.
 #[test]

@@ -1,6 +1,6 @@
 //! Fused RAdam (coupled or decoupled weight decay, maximize).
 
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize3};
 use crate::fused::{Elem, FusedUpdate};
 use crate::radam::RadamConfig;
 use crate::rule::ParamState;
@@ -55,7 +55,6 @@ impl RadamStep {
         let n = p.len();
         let [a, b, _] = s;
         let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let sg = sign::<T>(self.maximize);
         let has_wd = self.weight_decay != 0.0;
         let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
         let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
@@ -71,30 +70,39 @@ impl RadamStep {
         );
         let bc2 = T::of(self.bias_correction2_sqrt);
         let one = T::of(1.0);
-        match self.rect {
-            Some(rect) => {
-                let rect = T::of(rect);
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                    let pi = if decoupled { p[i] * decay } else { p[i] };
-                    let mi = m[i] + (gi - m[i]) * b1;
-                    m[i] = mi;
-                    let vi = v[i] * b2 + gi * gi * one_b2;
-                    v[i] = vi;
-                    let adaptive = one / (vi.sqrt() + eps) * bc2;
-                    p[i] = pi - mi * inv_bc1 * lr * adaptive * rect;
+        specialize3(
+            self.maximize,
+            coupled,
+            decoupled,
+            #[inline(always)]
+            |maximize, coupled, decoupled| {
+                let sg = sign::<T>(maximize);
+                match self.rect {
+                    Some(rect) => {
+                        let rect = T::of(rect);
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                            let pi = if decoupled { p[i] * decay } else { p[i] };
+                            let mi = m[i] + (gi - m[i]) * b1;
+                            m[i] = mi;
+                            let vi = v[i] * b2 + gi * gi * one_b2;
+                            v[i] = vi;
+                            let adaptive = one / (vi.sqrt() + eps) * bc2;
+                            p[i] = pi - mi * inv_bc1 * lr * adaptive * rect;
+                        }
+                    }
+                    None => {
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, coupled);
+                            let pi = if decoupled { p[i] * decay } else { p[i] };
+                            let mi = m[i] + (gi - m[i]) * b1;
+                            m[i] = mi;
+                            v[i] = v[i] * b2 + gi * gi * one_b2;
+                            p[i] = pi - mi * inv_bc1 * lr;
+                        }
+                    }
                 }
-            }
-            None => {
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                    let pi = if decoupled { p[i] * decay } else { p[i] };
-                    let mi = m[i] + (gi - m[i]) * b1;
-                    m[i] = mi;
-                    v[i] = v[i] * b2 + gi * gi * one_b2;
-                    p[i] = pi - mi * inv_bc1 * lr;
-                }
-            }
-        }
+            },
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Fused RMSprop (plain or centered, with or without momentum).
 
-use crate::fused::sgd::{effective_grad, sign};
+use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rmsprop::RmspropConfig;
 use crate::rule::ParamState;
@@ -36,11 +36,7 @@ impl RmspropStep {
     pub(crate) fn apply<T: Elem>(&self, p: &mut [T], g: &[T], s: &mut [&mut [T]; 3]) {
         let n = p.len();
         let g = &g[..n];
-        let (sg, wd, has_wd) = (
-            sign::<T>(self.maximize),
-            T::of(self.weight_decay),
-            self.weight_decay != 0.0,
-        );
+        let (wd, has_wd) = (T::of(self.weight_decay), self.weight_decay != 0.0);
         let (alpha, one_minus, eps, lr) = (
             T::of(self.alpha),
             T::of(1.0 - self.alpha),
@@ -57,44 +53,52 @@ impl RmspropStep {
             (false, false) => (Default::default(), Default::default()),
         };
         let mu = T::of(self.momentum);
-        match (has_momentum, self.centered) {
-            (false, false) => {
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-                    let vi = v[i] * alpha + gi * gi * one_minus;
-                    v[i] = vi;
-                    p[i] = p[i] - gi / (vi.sqrt() + eps) * lr;
+        specialize2(
+            self.maximize,
+            has_wd,
+            #[inline(always)]
+            |maximize, has_wd| {
+                let sg = sign::<T>(maximize);
+                match (has_momentum, self.centered) {
+                    (false, false) => {
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                            let vi = v[i] * alpha + gi * gi * one_minus;
+                            v[i] = vi;
+                            p[i] = p[i] - gi / (vi.sqrt() + eps) * lr;
+                        }
+                    }
+                    (false, true) => {
+                        let mean = &mut mean[..n];
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                            let vi = v[i] * alpha + gi * gi * one_minus;
+                            v[i] = vi;
+                            let mi = mean[i] + (gi - mean[i]) * one_minus;
+                            mean[i] = mi;
+                            p[i] = p[i] - gi / ((vi - mi * mi).sqrt() + eps) * lr;
+                        }
+                    }
+                    (true, centered) => {
+                        let buf = &mut buf[..n];
+                        for i in 0..n {
+                            let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
+                            let vi = v[i] * alpha + gi * gi * one_minus;
+                            v[i] = vi;
+                            let var = if centered {
+                                let mi = mean[i] + (gi - mean[i]) * one_minus;
+                                mean[i] = mi;
+                                vi - mi * mi
+                            } else {
+                                vi
+                            };
+                            let bi = buf[i] * mu + gi / (var.sqrt() + eps);
+                            buf[i] = bi;
+                            p[i] = p[i] - bi * lr;
+                        }
+                    }
                 }
-            }
-            (false, true) => {
-                let mean = &mut mean[..n];
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-                    let vi = v[i] * alpha + gi * gi * one_minus;
-                    v[i] = vi;
-                    let mi = mean[i] + (gi - mean[i]) * one_minus;
-                    mean[i] = mi;
-                    p[i] = p[i] - gi / ((vi - mi * mi).sqrt() + eps) * lr;
-                }
-            }
-            (true, centered) => {
-                let buf = &mut buf[..n];
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, has_wd);
-                    let vi = v[i] * alpha + gi * gi * one_minus;
-                    v[i] = vi;
-                    let var = if centered {
-                        let mi = mean[i] + (gi - mean[i]) * one_minus;
-                        mean[i] = mi;
-                        vi - mi * mi
-                    } else {
-                        vi
-                    };
-                    let bi = buf[i] * mu + gi / (var.sqrt() + eps);
-                    buf[i] = bi;
-                    p[i] = p[i] - bi * lr;
-                }
-            }
-        }
+            },
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Running planned fused updates on parameters in place, and moving state between the fused
 //! buffers and the reference path's tensors.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
@@ -41,10 +42,54 @@ impl FusedState {
     }
 }
 
-/// One parameter's fused step, ready to run.
+/// One parameter's fused step, planned: readied ([`prepare`]) and run by [`run_jobs`].
 pub(crate) struct Job<'a> {
-    param: Tensor,
-    grad: Tensor,
+    param: &'a Tensor,
+    grad: &'a Tensor,
+    names: &'a [&'static str],
+    update: FusedUpdate,
+    ps: &'a mut ParamState,
+    fs: &'a mut FusedState,
+}
+
+impl<'a> Job<'a> {
+    /// The step `update` of `param` (contiguous, f32/f64, CPU) with gradient `grad`, the rule's
+    /// buffers named `names`, state `ps` (reference tensors) and `fs` (fused buffers).
+    pub(crate) fn new(
+        param: &'a Tensor,
+        grad: &'a Tensor,
+        names: &'a [&'static str],
+        update: FusedUpdate,
+        ps: &'a mut ParamState,
+        fs: &'a mut FusedState,
+    ) -> Self {
+        Job {
+            param,
+            grad,
+            names,
+            update,
+            ps,
+            fs,
+        }
+    }
+
+    fn run(self) -> Result<()> {
+        prepare(
+            self.param,
+            self.grad,
+            self.names,
+            self.update,
+            self.ps,
+            self.fs,
+        )?
+        .run()
+    }
+}
+
+/// One parameter's fused step, ready to run.
+struct Ready<'a> {
+    param: &'a Tensor,
+    grad: Cow<'a, Tensor>,
     update: FusedUpdate,
     state: &'a mut FusedState,
     /// For each of the rule's buffers (in `buffer_names` order), its index in `state.bufs`.
@@ -70,14 +115,14 @@ fn address(t: &Tensor) -> Result<usize> {
 /// Readies the fused step of `param` (contiguous, f32/f64, CPU) with gradient `grad`: moves
 /// reference-path buffers of `ps` into `fs` and creates missing ones, placed away from the
 /// parameter's page offset.
-pub(crate) fn prepare<'a>(
-    param: Tensor,
-    grad: Tensor,
+fn prepare<'a>(
+    param: &'a Tensor,
+    grad: &'a Tensor,
     names: &[&'static str],
     update: FusedUpdate,
     ps: &mut ParamState,
     fs: &'a mut FusedState,
-) -> Result<Job<'a>> {
+) -> Result<Ready<'a>> {
     if names.len() > 3 {
         return Err(Error::Unsupported(format!(
             "the fused path handles at most 3 state buffers, the rule has {}",
@@ -85,18 +130,30 @@ pub(crate) fn prepare<'a>(
         )));
     }
     let dtype = param.dtype();
-    let grad = grad.to_dtype(dtype)?;
-    // Candle's gradients are contiguous in practice; a strided one costs a copy.
-    let grad = if grad.is_contiguous() {
-        grad
+    // Candle's gradients are contiguous and of the parameter's dtype in practice: borrowed then
+    // (a clone costs atomic reference-count updates per tensor, each a miss on a cold line
+    // after the previous step streamed the caches); otherwise converted, or copied.
+    let grad = if grad.dtype() == dtype && grad.is_contiguous() {
+        Cow::Borrowed(grad)
     } else {
-        grad.contiguous()?
+        Cow::Owned(grad.to_dtype(dtype)?.contiguous()?)
     };
-    let avoid = address(&param)?;
+    // The parameter's address (a storage lock) only matters when a buffer is created.
+    let mut avoid = None;
+    let mut avoid = || -> Result<usize> {
+        match avoid {
+            Some(a) => Ok(a),
+            None => {
+                let a = address(param)?;
+                avoid = Some(a);
+                Ok(a)
+            }
+        }
+    };
     let len = param.elem_count();
     for (name, t) in std::mem::take(&mut ps.buffers) {
         let slot = fs.bufs.len();
-        let buf = StateBuf::from_tensor(&t, dtype, avoid, slot)?;
+        let buf = StateBuf::from_tensor(&t, dtype, avoid()?, slot)?;
         match fs.bufs.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = buf,
             None => fs.bufs.push((name, buf)),
@@ -110,6 +167,7 @@ pub(crate) fn prepare<'a>(
             None => {
                 let slot = fs.bufs.len();
                 let init = update.initial_value();
+                let avoid = avoid()?;
                 let buf = match dtype {
                     DType::F32 => f32::wrap(AlignedBuf::new(len, f32::of(init), avoid, slot)),
                     _ => f64::wrap(AlignedBuf::new(len, f64::of(init), avoid, slot)),
@@ -121,7 +179,7 @@ pub(crate) fn prepare<'a>(
         };
         order[j] = Some(k);
     }
-    Ok(Job {
+    Ok(Ready {
         param,
         grad,
         update,
@@ -136,22 +194,26 @@ pub(crate) fn prepare<'a>(
 /// stalls the step (measured: a 10k-parameter MLP's optimizer share fell from 50-70% to ~10%).
 const SERIAL_BELOW: usize = 1 << 16;
 
-/// Runs every job, tensors in parallel and each large tensor in parallel chunks.
+/// Readies and runs every job: tensors in parallel (each readying its own buffers) and each
+/// large tensor in parallel chunks; a step under [`SERIAL_BELOW`] elements on this thread.
 pub(crate) fn run_jobs(jobs: Vec<Job<'_>>) -> Result<()> {
     let total: usize = jobs.iter().map(|j| j.param.elem_count()).sum();
+    // Each job readies its own buffers inside the parallel loop, so the per-parameter
+    // bookkeeping of a step of many small tensors is spread over the threads too.
     if jobs.len() == 1 || total < SERIAL_BELOW {
         return jobs.into_iter().try_for_each(Job::run);
     }
     jobs.into_par_iter().try_for_each(Job::run)
 }
 
-impl Job<'_> {
+impl Ready<'_> {
     fn run(mut self) -> Result<()> {
         if self.param.elem_count() == 0 {
             return Ok(());
         }
-        let param = self.param.clone();
-        let grad = self.grad.clone();
+        let param = self.param;
+        // The op borrows the job mutably; the gradient travels as the op's second operand.
+        let grad = std::mem::replace(&mut self.grad, Cow::Borrowed(param));
         let op = StepOp {
             job: RefCell::new(&mut self),
         };
@@ -195,7 +257,7 @@ impl Job<'_> {
 
 /// The in-place op handing the kernel `&mut` access to the parameter's storage.
 struct StepOp<'j, 'a> {
-    job: RefCell<&'j mut Job<'a>>,
+    job: RefCell<&'j mut Ready<'a>>,
 }
 
 impl candle_core::InplaceOp2 for StepOp<'_, '_> {
