@@ -204,9 +204,13 @@ impl Progress {
         }
     }
 
+    /// Ends the epoch's bar with `line` (without the bar's own `epoch i/n` prefix), or prints it.
     fn finish(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.finish_with_message(line.to_string()),
+            Some(bar) => {
+                let metrics = line.strip_prefix("epoch ").and_then(|r| r.split_once(' '));
+                bar.finish_with_message(metrics.map_or(line, |(_, rest)| rest).to_string())
+            }
             None => println!("{line}"),
         }
     }
