@@ -10,7 +10,7 @@ use gradus_core::{Result, SeededRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{filled, finite, is_empty};
+use crate::common::{centered_normal, finite, symmetric_uniform};
 use crate::fan::{FanMode, Nonlinearity};
 
 /// Config of [`KaimingUniform`] and [`KaimingNormal`].
@@ -87,11 +87,7 @@ impl Initializer for KaimingUniform {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let bound = self.bound(shape)?;
-        if is_empty(shape) {
-            return filled(shape, 0.0, dtype, device);
-        }
-        rng.uniform_tensor(shape, -bound, bound, dtype, device)
+        symmetric_uniform(shape, self.bound(shape)?, dtype, device, rng)
     }
 }
 
@@ -132,11 +128,7 @@ impl Initializer for KaimingNormal {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let std = self.std(shape)?;
-        if is_empty(shape) {
-            return filled(shape, 0.0, dtype, device);
-        }
-        rng.normal_tensor(shape, 0.0, std, dtype, device)
+        centered_normal(shape, self.std(shape)?, dtype, device, rng)
     }
 }
 

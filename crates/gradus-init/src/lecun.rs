@@ -12,7 +12,7 @@ use gradus_core::{Result, SeededRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::{filled, is_empty};
+use crate::common::{centered_normal, symmetric_uniform};
 use crate::fan::fan_in_and_fan_out;
 
 /// Config of [`LecunUniform`] and [`LecunNormal`]: no fields.
@@ -45,11 +45,7 @@ impl Initializer for LecunUniform {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let bound = self.bound(shape)?;
-        if is_empty(shape) {
-            return filled(shape, 0.0, dtype, device);
-        }
-        rng.uniform_tensor(shape, -bound, bound, dtype, device)
+        symmetric_uniform(shape, self.bound(shape)?, dtype, device, rng)
     }
 }
 
@@ -84,11 +80,7 @@ impl Initializer for LecunNormal {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let std = self.std(shape)?;
-        if is_empty(shape) {
-            return filled(shape, 0.0, dtype, device);
-        }
-        rng.normal_tensor(shape, 0.0, std, dtype, device)
+        centered_normal(shape, self.std(shape)?, dtype, device, rng)
     }
 }
 

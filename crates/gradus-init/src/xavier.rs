@@ -10,7 +10,7 @@ use gradus_core::{Result, SeededRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::common::non_negative;
+use crate::common::{centered_normal, non_negative, symmetric_uniform};
 use crate::fan::fan_in_and_fan_out;
 
 /// Config of [`XavierUniform`] and [`XavierNormal`].
@@ -68,8 +68,7 @@ impl Initializer for XavierUniform {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let bound = self.bound(shape)?;
-        rng.uniform_tensor(shape, -bound, bound, dtype, device)
+        symmetric_uniform(shape, self.bound(shape)?, dtype, device, rng)
     }
 }
 
@@ -116,8 +115,7 @@ impl Initializer for XavierNormal {
         device: &Device,
         rng: &mut SeededRng,
     ) -> Result<Tensor> {
-        let std = self.std(shape)?;
-        rng.normal_tensor(shape, 0.0, std, dtype, device)
+        centered_normal(shape, self.std(shape)?, dtype, device, rng)
     }
 }
 
