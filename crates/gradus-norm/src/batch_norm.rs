@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::affine::{placement, Affine};
 use crate::moments::{check_eps, moments, normalize, numel, to_candle};
-use crate::running::{check_momentum, lock, RunningStats};
+use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, RunningStats};
 
 /// Batch normalization (Ioffe & Szegedy, 2015), per channel `c` of an input `(N, C, *)`:
 ///
@@ -199,17 +199,11 @@ impl Layer for BatchNorm {
     }
 
     fn buffers(&self) -> StateDict {
-        match &self.running {
-            Some(r) => lock(r).and_then(|r| r.state()).unwrap_or_default(),
-            None => StateDict::new(),
-        }
+        buffers_of(&self.running)
     }
 
     fn load_buffers(&mut self, buffers: &StateDict) -> Result<()> {
-        match &self.running {
-            Some(r) => lock(r)?.load(buffers),
-            None => Ok(()),
-        }
+        load_buffers_into(&self.running, buffers)
     }
 }
 

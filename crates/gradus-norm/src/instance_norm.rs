@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::affine::{placement, Affine};
 use crate::moments::{check_eps, moments, normalize, numel, to_candle};
-use crate::running::{check_momentum, lock, RunningStats};
+use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, RunningStats};
 
 /// Instance normalization (Ulyanov et al., 2016): each `(sample, channel)` of an input
 /// `(N, C, *)` (at least one spatial dimension) is normalized over its spatial positions,
@@ -178,17 +178,11 @@ impl Layer for InstanceNorm {
     }
 
     fn buffers(&self) -> StateDict {
-        match &self.running {
-            Some(r) => lock(r).and_then(|r| r.state()).unwrap_or_default(),
-            None => StateDict::new(),
-        }
+        buffers_of(&self.running)
     }
 
     fn load_buffers(&mut self, buffers: &StateDict) -> Result<()> {
-        match &self.running {
-            Some(r) => lock(r)?.load(buffers),
-            None => Ok(()),
-        }
+        load_buffers_into(&self.running, buffers)
     }
 }
 

@@ -101,6 +101,27 @@ pub(crate) fn lock(stats: &Mutex<RunningStats>) -> Result<MutexGuard<'_, Running
         .map_err(|_| Error::Unsupported("running statistics lock poisoned".to_string()))
 }
 
+/// The buffers of a layer that may not track running statistics (empty when it does not), for
+/// `Layer::buffers`.
+pub(crate) fn buffers_of(running: &Option<Mutex<RunningStats>>) -> StateDict {
+    match running {
+        Some(r) => lock(r).and_then(|r| r.state()).unwrap_or_default(),
+        None => StateDict::new(),
+    }
+}
+
+/// Restores buffers saved by [`buffers_of`] (nothing to do without running statistics), for
+/// `Layer::load_buffers`.
+pub(crate) fn load_buffers_into(
+    running: &Option<Mutex<RunningStats>>,
+    buffers: &StateDict,
+) -> Result<()> {
+    match running {
+        Some(r) => lock(r)?.load(buffers),
+        None => Ok(()),
+    }
+}
+
 /// `momentum` must be in `[0, 1]` when given.
 pub(crate) fn check_momentum(layer: &str, momentum: Option<f64>) -> Result<Option<f64>> {
     match momentum {
