@@ -37,11 +37,13 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const PREPROCESS: &str = "preprocess.safetensors";
 const STATE: &str = "state.json";
 
-/// Weights (by parameter name) and buffers (`buffers.<layer>.<name>`) of the model.
+/// Weights (by parameter name) and buffers (`buffers.<layer>.<name>`) of the model; the weights
+/// share storage with the parameters, so write the state out before the next optimizer step.
 pub fn model_state(exp: &Experiment) -> Result<StateDict> {
     let mut sd = StateDict::new();
     for p in &exp.params {
-        sd.insert(p.name.clone(), p.var.as_tensor().copy()?);
+        // Shares storage with the parameter: a state dict is written out before the next step.
+        sd.insert(p.name.clone(), p.var.as_tensor().clone());
     }
     sd.extend_prefixed("buffers", &exp.model.buffers());
     Ok(sd)

@@ -104,20 +104,19 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     let splits = gradus_data::split(&dataset, &pipeline.data.split, &mut root.derive("split"))
         .map_err(|e| Error::config("data.split", e.to_string()))?;
 
+    // Each preprocessor is fitted on the training features as the earlier ones left them.
     let mut preprocessors: Vec<Box<dyn Preprocessor>> = Vec::new();
+    let mut train = splits.train;
     for (i, cfg) in pipeline.data.preprocess.iter().enumerate() {
         let path = index_path("data.preprocess", i);
         let (entry, rest) = resolve::<PreprocessorKind>(cfg, &path)?;
         let mut p = (entry.build)(&rest, &path)?;
-        let mut fitted = splits.train.features.clone();
-        for earlier in &preprocessors {
-            fitted = earlier.transform(&fitted)?;
-        }
-        p.fit(&fitted)
+        p.fit(&train.features)
             .map_err(|e| Error::config(&path, e.to_string()))?;
+        train.features = p.transform(&train.features)?;
         preprocessors.push(p);
     }
-    let train = transform(&preprocessors, splits.train, dtype)?;
+    train.features = train.features.to_dtype(dtype)?;
     let val = splits
         .val
         .map(|d| transform(&preprocessors, d, dtype))

@@ -14,7 +14,7 @@ use gradus_core::plugin::data::{Dataset, Task};
 use gradus_core::plugin::layer::ForwardContext;
 use gradus_core::{Error, Result, SeededRng};
 use gradus_optim::accumulate::{AccumulateConfig, GradAccumulator};
-use gradus_optim::clip::{total_norm, NormType};
+use gradus_optim::clip::{total_norm, ClipConfig, NormType};
 use gradus_optim::guard::Verdict;
 use gradus_regularize::Decision;
 use serde::Serialize;
@@ -327,11 +327,19 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             };
             if ready {
                 let norm = timed(&mut timing.clip_seconds, || {
-                    let before = total_norm(&exp.params, &grads, NormType::P(2.0))?;
-                    if let Some(clip) = &exp.clip {
-                        clip.apply(&exp.params, &mut grads)?;
+                    // L2 norm clipping already computes the norm the metrics record.
+                    match &exp.clip {
+                        Some(clip @ ClipConfig::Norm(c)) if c.norm_type == NormType::P(2.0) => {
+                            Ok(clip.apply(&exp.params, &mut grads)?.unwrap_or(0.0))
+                        }
+                        other => {
+                            let before = total_norm(&exp.params, &grads, NormType::P(2.0))?;
+                            if let Some(clip) = other {
+                                clip.apply(&exp.params, &mut grads)?;
+                            }
+                            Ok(before)
+                        }
                     }
-                    Ok(before)
                 })?;
                 let verdict = timed(&mut timing.optimizer_seconds, || {
                     exp.guard
