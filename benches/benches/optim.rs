@@ -128,6 +128,56 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     }
 }
 
+/// Many tensors against one of the same total, fused path: steps of the two layouts timed back
+/// to back in alternating order, and the median of the per-pair ratios, so that a shift in
+/// the machine's memory bandwidth during the run (seen here: up to ±40 % between minutes)
+/// affects both sides of each ratio alike.
+fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
+    let layouts = layouts(mode);
+    let pairs = match mode {
+        Mode::Test => 2,
+        Mode::Quick => 40,
+        Mode::Full => 150,
+    };
+    for many in layouts.iter().filter(|l| l.count > 1) {
+        let Some(one) = layouts
+            .iter()
+            .find(|l| l.count == 1 && l.total() == many.total())
+        else {
+            continue;
+        };
+        for &(name, _) in OPTIMIZERS {
+            let config = serde_json::json!({ "type": name });
+            let (one_vars, one_grads) = params(*one);
+            let (many_vars, many_grads) = params(*many);
+            let mut one_opt = build_optimizer(&config, "optimizer", &named(&one_vars)).unwrap();
+            let mut many_opt = build_optimizer(&config, "optimizer", &named(&many_vars)).unwrap();
+            let time = |opt: &mut Box<dyn gradus_core::Optimizer>, grads: &GradStore| {
+                let start = Instant::now();
+                opt.step(grads).unwrap();
+                start.elapsed().as_secs_f64()
+            };
+            with_default_path(UpdatePath::Fused, || {
+                // Warm-up: state buffers allocated and touched.
+                for _ in 0..3 {
+                    time(&mut one_opt, &one_grads);
+                    time(&mut many_opt, &many_grads);
+                }
+                for i in 0..pairs {
+                    let (t_one, t_many) = if i % 2 == 0 {
+                        let a = time(&mut one_opt, &one_grads);
+                        (a, time(&mut many_opt, &many_grads))
+                    } else {
+                        let b = time(&mut many_opt, &many_grads);
+                        (time(&mut one_opt, &one_grads), b)
+                    };
+                    rec.push_ratio(&format!("{name}/paired/{}", many.name), t_many / t_one);
+                }
+            });
+        }
+    }
+}
+
 /// `clip_grad_norm` (L2, always scaling) on the fused path in place, the fused path with a new
 /// tensor per gradient (`GradStore::insert`), and the tensor-op path. Each timed call is
 /// followed by an untimed doubling so that the gradients keep their magnitude.
@@ -274,6 +324,7 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     speedup_vs_candle_nn: None,
                     speedup_vs_reference: None,
                     vs_one_tensor: None,
+                    vs_one_tensor_paired: None,
                 });
             }
         }
@@ -297,6 +348,7 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     .then(|| rec.median_ms(&format!("clip_grad_norm/{path}/1x10000000")))
                     .flatten()
                     .map(|one| ms / one),
+                vs_one_tensor_paired: None,
             });
         }
         for &(name, state) in OPTIMIZERS {
@@ -330,6 +382,9 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     speedup_vs_candle_nn: candle.map(|c| c / ms),
                     speedup_vs_reference: reference.map(|r| r / ms),
                     vs_one_tensor: vs_one,
+                    vs_one_tensor_paired: (path == "fused")
+                        .then(|| rec.median_ratio(&format!("{name}/paired/{l}")))
+                        .flatten(),
                 });
             }
         }
@@ -360,6 +415,7 @@ fn main() {
     let rec = Recorder::default();
     let mut c = Criterion::default().configure_from_args();
     bench_steps(&mut c, mode, &rec);
+    bench_many_vs_one(mode, &rec);
     bench_clip(&mut c, mode, &rec);
     bench_mlp(&mut c, mode, &rec);
     c.final_summary();

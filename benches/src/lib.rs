@@ -179,6 +179,7 @@ impl Probe {
 #[derive(Default)]
 pub struct Recorder {
     times: Mutex<BTreeMap<String, Vec<f64>>>,
+    ratios: Mutex<BTreeMap<String, Vec<f64>>>,
 }
 
 impl Recorder {
@@ -190,22 +191,38 @@ impl Recorder {
         }
     }
 
+    /// Records one paired ratio (e.g. a many-tensor step over the one-tensor step timed just
+    /// before or after it).
+    pub fn push_ratio(&self, id: &str, ratio: f64) {
+        if let Ok(mut r) = self.ratios.lock() {
+            r.entry(id.to_string()).or_default().push(ratio);
+        }
+    }
+
+    /// The median of the ratios recorded under `id`.
+    pub fn median_ratio(&self, id: &str) -> Option<f64> {
+        let r = self.ratios.lock().ok()?;
+        median(r.get(id)?.clone())
+    }
+
     /// The median per-iteration time of `id`, in milliseconds.
     pub fn median_ms(&self, id: &str) -> Option<f64> {
         let t = self.times.lock().ok()?;
-        let mut v = t.get(id)?.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(|a, b| a.total_cmp(b));
-        let mid = v.len() / 2;
-        let m = if v.len() % 2 == 0 {
-            (v[mid - 1] + v[mid]) / 2.0
-        } else {
-            v[mid]
-        };
-        Some(m * 1e3)
+        median(t.get(id)?.clone()).map(|m| m * 1e3)
     }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    Some(if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    })
 }
 
 /// One row of `summary.json`.
@@ -229,8 +246,13 @@ pub struct Row {
     pub speedup_vs_candle_nn: Option<f64>,
     /// Reference-path time over this time.
     pub speedup_vs_reference: Option<f64>,
-    /// For 1000x10000: this time over the same optimizer and path at 1x10000000.
+    /// For 1000x10000: this time over the same optimizer and path at 1x10000000 (medians of
+    /// two separate measurements).
     pub vs_one_tensor: Option<f64>,
+    /// For 1000x10000 on the fused path: the median over interleaved pairs of (many-tensor
+    /// step time / one-tensor step time), each pair timed back to back, so that the machine's
+    /// shifts in memory bandwidth between measurements cancel.
+    pub vs_one_tensor_paired: Option<f64>,
 }
 
 /// The MLP training-step measurement.
@@ -334,11 +356,11 @@ pub fn write_summary(
     )?;
     let mut md = String::from("# Gradus optimizer benchmarks\n\n");
     md += &format!("Machine: `{machine}`\n\n");
-    md += "| optimizer | layout | dtype | path | median ms | GB/s | probe ratio | vs candle-nn | vs reference | vs 1 tensor |\n";
-    md += "|---|---|---|---|---:|---:|---:|---:|---:|---:|\n";
+    md += "| optimizer | layout | dtype | path | median ms | GB/s | probe ratio | vs candle-nn | vs reference | vs 1 tensor | vs 1 tensor, paired |\n";
+    md += "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
     for r in rows {
         md += &format!(
-            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.2} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.2} | {} | {} | {} | {} |\n",
             r.optimizer,
             r.layout,
             r.dtype,
@@ -349,6 +371,7 @@ pub fn write_summary(
             fmt_opt(r.speedup_vs_candle_nn, "x"),
             fmt_opt(r.speedup_vs_reference, "x"),
             fmt_opt(r.vs_one_tensor, "x"),
+            fmt_opt(r.vs_one_tensor_paired, "x"),
         );
     }
     if !mlp.is_empty() {

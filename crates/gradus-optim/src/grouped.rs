@@ -9,6 +9,7 @@ use crate::fused::step::{self as fused_step, FusedState};
 use crate::fused::{self, UpdatePath};
 use crate::groups::GroupSpec;
 use crate::rule::{ParamState, Rule};
+use rayon::prelude::*;
 
 struct Group<R> {
     hyper: R,
@@ -49,6 +50,8 @@ pub struct GroupedOptimizer<R: Rule> {
     groups: Vec<Group<R>>,
     slots: Vec<Slot>,
     path: Option<UpdatePath>,
+    /// Elements over all parameters (shapes never change), to size a step's parallelism.
+    elem_count: usize,
 }
 
 impl<R: Rule> GroupedOptimizer<R> {
@@ -70,7 +73,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                 ));
             }
         }
-        let slots = params
+        let slots: Vec<Slot> = params
             .into_iter()
             .map(|param| {
                 let group = specs
@@ -96,10 +99,15 @@ impl<R: Rule> GroupedOptimizer<R> {
                 frozen: spec.frozen,
             });
         }
+        let elem_count = slots
+            .iter()
+            .map(|s| s.param.var.as_tensor().elem_count())
+            .sum();
         Ok(GroupedOptimizer {
             groups,
             slots,
             path: None,
+            elem_count,
         })
     }
 
@@ -141,22 +149,20 @@ impl<R: Rule> GroupedOptimizer<R> {
         if path == UpdatePath::Fused {
             self.check_fused(grads)?;
         }
-        // The serial loop only plans (gradient lookup, step count, coefficients); readying the
-        // buffers and running the kernels happen in `run_jobs`, in parallel for large steps.
-        let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
-            Vec::new()
-        } else {
-            self.groups.iter().map(|g| g.hyper.buffer_names()).collect()
-        };
-        let mut jobs = Vec::new();
-        for slot in &mut self.slots {
-            let group = &self.groups[slot.group];
-            if group.frozen {
-                continue;
+        // Both passes run over the parameters in parallel when the step is large enough:
+        // with many small tensors the per-tensor bookkeeping (cold metadata after the previous
+        // step streamed the caches) costs as much as their data, and it spreads over threads.
+        let parallel = self.slots.len() > 1 && self.elem_count >= fused_step::SERIAL_BELOW;
+        // First every gradient is found and checked, so a bad one fails the step before any
+        // parameter or state changes.
+        let groups = &self.groups;
+        let lookup = |slot: &Slot| -> Result<Option<&Tensor>> {
+            if groups[slot.group].frozen {
+                return Ok(None);
             }
             let tensor = slot.param.var.as_tensor();
             let Some(grad) = grads.get(tensor) else {
-                continue;
+                return Ok(None);
             };
             if grad.dims() != tensor.dims() {
                 return Err(Error::ShapeMismatch {
@@ -165,24 +171,68 @@ impl<R: Rule> GroupedOptimizer<R> {
                     actual: grad.dims().to_vec(),
                 });
             }
+            Ok(Some(grad))
+        };
+        let found: Vec<Option<&Tensor>> = if parallel {
+            self.slots.par_iter().map(lookup).collect::<Result<_>>()?
+        } else {
+            self.slots.iter().map(lookup).collect::<Result<_>>()?
+        };
+        let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
+            vec![Vec::new(); groups.len()]
+        } else {
+            groups.iter().map(|g| g.hyper.buffer_names()).collect()
+        };
+        // Then each parameter steps: planned and run on the fused path where eligible, else
+        // left (as its index) for the reference path below.
+        let fused_step = |(index, (slot, grad)): (usize, (&mut Slot, Option<&Tensor>))| {
+            let Some(grad) = grad else {
+                return Ok(None);
+            };
             slot.state.step += 1;
+            let tensor = slot.param.var.as_tensor();
             let eligible = path != UpdatePath::Reference
                 && fused::ineligibility(tensor).is_none()
                 && grad.device().is_cpu();
             if eligible {
-                if let Some(update) = group.hyper.fused(&mut slot.state) {
-                    jobs.push(fused_step::Job::new(
+                if let Some(update) = groups[slot.group].hyper.fused(&mut slot.state) {
+                    let names = &names[slot.group];
+                    fused_step::Job::new(
                         tensor,
                         grad,
-                        &names[slot.group],
+                        names,
                         update,
                         &mut slot.state,
                         &mut slot.fused,
-                    ));
-                    continue;
+                    )
+                    .run()?;
+                    return Ok(None);
                 }
             }
-            let param = tensor.detach();
+            Ok(Some(index))
+        };
+        let reference: Vec<Option<usize>> = if parallel {
+            self.slots
+                .par_iter_mut()
+                .zip(found)
+                .enumerate()
+                .map(fused_step)
+                .collect::<Result<_>>()?
+        } else {
+            self.slots
+                .iter_mut()
+                .zip(found)
+                .enumerate()
+                .map(fused_step)
+                .collect::<Result<_>>()?
+        };
+        for index in reference.into_iter().flatten() {
+            let slot = &mut self.slots[index];
+            let group = &self.groups[slot.group];
+            let Some(grad) = grads.get(slot.param.var.as_tensor()) else {
+                continue;
+            };
+            let param = slot.param.var.as_tensor().detach();
             slot.fused.move_into(&mut slot.state, param.dims())?;
             let grad = grad.detach().to_dtype(param.dtype())?;
             let next = group.hyper.update(&param, &grad, &mut slot.state)?;
@@ -192,7 +242,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                 slot.param.var.set(&next)?;
             }
         }
-        fused_step::run_jobs(jobs)
+        Ok(())
     }
 
     /// With the path forced to fused: every parameter that would be updated must be eligible.

@@ -260,3 +260,62 @@ fn drop_in_for_candle_nn_trains_a_model_like_candle_does() {
         assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{a} vs {b}");
     }
 }
+
+/// A gradient of the wrong shape fails the step before any parameter or state changes, on the
+/// serial path (a small model) and on the parallel one (over 64 Ki elements).
+#[test]
+fn a_wrong_gradient_shape_fails_the_step_before_anything_changes() {
+    for len in [3usize, 40_000] {
+        let dev = Device::Cpu;
+        let params: Vec<NamedVar> = (0..4)
+            .map(|i| {
+                let init = Tensor::arange(0f32, len as f32, &dev)
+                    .unwrap()
+                    .affine(1e-3, i as f64)
+                    .unwrap();
+                NamedVar::new(format!("p{i}"), Var::from_tensor(&init).unwrap())
+            })
+            .collect();
+        let mut opt = build_optimizer(&json!({"type": "adam", "lr": 0.1}), "o", &params).unwrap();
+        let grads = {
+            let mut g = GradStore::default();
+            for p in &params {
+                g.insert(p.var.as_tensor(), p.var.as_tensor().ones_like().unwrap());
+            }
+            g
+        };
+        opt.step(&grads).unwrap();
+        let before_state = opt.state_dict().unwrap().to_bytes().unwrap();
+        let before: Vec<Vec<f32>> = params
+            .iter()
+            .map(|p| p.var.as_tensor().to_vec1::<f32>().unwrap())
+            .collect();
+        let mut bad = GradStore::default();
+        for (i, p) in params.iter().enumerate() {
+            let g = if i == 2 {
+                Tensor::ones(len + 1, DType::F32, &dev).unwrap()
+            } else {
+                p.var.as_tensor().ones_like().unwrap()
+            };
+            bad.insert(p.var.as_tensor(), g);
+        }
+        let err = opt.step(&bad).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "shape mismatch in gradient of `p2`: expected [{len}], got [{}]",
+                len + 1
+            )
+        );
+        let after: Vec<Vec<f32>> = params
+            .iter()
+            .map(|p| p.var.as_tensor().to_vec1::<f32>().unwrap())
+            .collect();
+        assert_eq!(before, after, "len {len}: parameters changed");
+        assert_eq!(
+            before_state,
+            opt.state_dict().unwrap().to_bytes().unwrap(),
+            "len {len}: state changed"
+        );
+    }
+}

@@ -6,7 +6,6 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 use gradus_core::{Error, Result};
-use rayon::prelude::*;
 
 use crate::fused::aligned::{AlignedBuf, StateBuf};
 use crate::fused::{Elem, FusedUpdate};
@@ -42,7 +41,7 @@ impl FusedState {
     }
 }
 
-/// One parameter's fused step, planned: readied ([`prepare`]) and run by [`run_jobs`].
+/// One parameter's fused step, planned: readied ([`prepare`]) and run ([`Job::run`]).
 pub(crate) struct Job<'a> {
     param: &'a Tensor,
     grad: &'a Tensor,
@@ -73,7 +72,8 @@ impl<'a> Job<'a> {
         }
     }
 
-    fn run(self) -> Result<()> {
+    /// Readies the buffers and runs the kernel, large tensors in parallel chunks.
+    pub(crate) fn run(self) -> Result<()> {
         prepare(
             self.param,
             self.grad,
@@ -192,19 +192,7 @@ fn prepare<'a>(
 /// Below this many elements in one step, the whole step runs on the calling thread: waking
 /// rayon's workers costs more than the work, and on a loaded machine a descheduled worker
 /// stalls the step (measured: a 10k-parameter MLP's optimizer share fell from 50-70% to ~10%).
-const SERIAL_BELOW: usize = 1 << 16;
-
-/// Readies and runs every job: tensors in parallel (each readying its own buffers) and each
-/// large tensor in parallel chunks; a step under [`SERIAL_BELOW`] elements on this thread.
-pub(crate) fn run_jobs(jobs: Vec<Job<'_>>) -> Result<()> {
-    let total: usize = jobs.iter().map(|j| j.param.elem_count()).sum();
-    // Each job readies its own buffers inside the parallel loop, so the per-parameter
-    // bookkeeping of a step of many small tensors is spread over the threads too.
-    if jobs.len() == 1 || total < SERIAL_BELOW {
-        return jobs.into_iter().try_for_each(Job::run);
-    }
-    jobs.into_par_iter().try_for_each(Job::run)
-}
+pub(crate) const SERIAL_BELOW: usize = 1 << 16;
 
 impl Ready<'_> {
     fn run(mut self) -> Result<()> {
