@@ -98,14 +98,28 @@ fn combine(norm: NormType, a: f64, b: f64) -> f64 {
 /// same for any number of threads.
 fn reduce<T: Elem>(x: &[T], norm: NormType) -> f64 {
     if x.len() <= CHUNK {
-        return pulp::Arch::new().dispatch(
-            #[inline(always)]
-            || partial(x, norm),
-        );
+        return pulp::Arch::new().dispatch(Partial { x, norm });
     }
     let (l, r) = x.split_at((x.len() / 2) & !63);
     let (a, b) = rayon::join(|| reduce(l, norm), || reduce(r, norm));
     combine(norm, a, b)
+}
+
+/// [`partial`] as a [`pulp::WithSimd`] operation: an `#[inline(always)]` trait method inlines
+/// into pulp's per-instruction-set function, where a closure's `call_once` shim may stay out of
+/// line and compile for baseline x86-64 (see `kernels::Leaf`).
+struct Partial<'a, T> {
+    x: &'a [T],
+    norm: NormType,
+}
+
+impl<T: Elem> pulp::WithSimd for Partial<'_, T> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) -> f64 {
+        partial(self.x, self.norm)
+    }
 }
 
 /// The norm of one eligible tensor (`None`: not eligible), accumulated in f64.
@@ -173,15 +187,27 @@ impl Map {
 
     fn run<T: Elem>(self, x: &mut [T]) {
         if x.len() <= CHUNK {
-            pulp::Arch::new().dispatch(
-                #[inline(always)]
-                || self.apply(x),
-            );
+            pulp::Arch::new().dispatch(MapChunk { map: self, x });
             return;
         }
         let mid = (x.len() / 2) & !63;
         let (l, r) = x.split_at_mut(mid);
         rayon::join(|| self.run(l), || self.run(r));
+    }
+}
+
+/// One chunk of a [`Map`] as a [`pulp::WithSimd`] operation (see [`Partial`]).
+struct MapChunk<'a, T> {
+    map: Map,
+    x: &'a mut [T],
+}
+
+impl<T: Elem> pulp::WithSimd for MapChunk<'_, T> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.map.apply(self.x);
     }
 }
 
