@@ -1,7 +1,8 @@
 //! Gradus normalization: batch, layer, group and instance normalization, PyTorch-exact in
 //! forward and backward, usable directly as Candle modules and from JSON as
 //! [`NormalizationKind`](gradus_core::registry::NormalizationKind) plugins; and input
-//! preprocessing (`center`, `standardize`, `min_max`) fitted on the training split only.
+//! preprocessing (`center`, `standardize`, `min_max`, `pca_whiten`) fitted on the training split
+//! only.
 //!
 //! Running statistics are **buffers**, not trainable variables: they live in the layer (behind
 //! a lock, so that `forward_t(&self, ..)` can update them), are saved through
@@ -41,4 +42,7 @@ pub use group_norm::{GroupNorm, GroupNormConfig};
 pub use instance_norm::{InstanceNorm, InstanceNormConfig};
 pub use layer_norm::{LayerNorm, LayerNormConfig};
 
-pub use preprocess::{Center, CenterConfig, MinMax, MinMaxConfig, Standardize, StandardizeConfig};
+pub use preprocess::{
+    Center, CenterConfig, MinMax, MinMaxConfig, PcaWhiten, PcaWhitenConfig, Standardize,
+    StandardizeConfig,
+};

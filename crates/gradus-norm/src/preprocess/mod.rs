@@ -1,4 +1,5 @@
-//! Input preprocessing fitted on the training split only: `center`, `standardize`, `min_max`.
+//! Input preprocessing fitted on the training split only: `center`, `standardize`, `min_max`,
+//! `pca_whiten`.
 //!
 //! Each preprocessor learns per-feature statistics from the training tensor `(N, features...)`
 //! given to [`fit`](gradus_core::plugin::preprocessor::Preprocessor::fit) (and nothing else),
@@ -9,8 +10,10 @@
 pub mod center;
 mod features;
 pub mod min_max;
+pub mod pca_whiten;
 pub mod standardize;
 
 pub use center::{Center, CenterConfig};
 pub use min_max::{MinMax, MinMaxConfig};
+pub use pca_whiten::{PcaWhiten, PcaWhitenConfig};
 pub use standardize::{Standardize, StandardizeConfig};
