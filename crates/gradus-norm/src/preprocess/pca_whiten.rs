@@ -1,13 +1,13 @@
 //! PCA whitening (and ZCA whitening): decorrelated features of unit variance.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use gradus_core::plugin::preprocessor::Preprocessor;
 use gradus_core::{Error, Result, StateDict};
 use nalgebra::{DMatrix, SymmetricEigen};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::features::{like, not_fitted, Features};
+use super::features::{like, load, mean, not_fitted, Features};
 
 const WHAT: &str = "pca_whiten";
 
@@ -134,12 +134,11 @@ impl PcaWhiten {
     }
 }
 
-/// Eigenvalues (descending) and eigenvectors (as rows, sklearn's signs) of the covariance.
-fn decompose(features: &Features) -> (Vec<f64>, Vec<Vec<f64>>) {
+/// Eigenvalues (descending) and eigenvectors (as rows, sklearn's signs) of the covariance of
+/// `features` about their column means `mean`.
+fn decompose(features: &Features, mean: &[f64]) -> (Vec<f64>, Vec<Vec<f64>>) {
     let (n, f) = (features.n, features.f);
-    let x = DMatrix::from_row_slice(n, f, &features.data);
-    let mean = x.row_mean();
-    let centered = DMatrix::from_fn(n, f, |i, j| x[(i, j)] - mean[j]);
+    let centered = DMatrix::from_fn(n, f, |i, j| features.data[i * f + j] - mean[j]);
     // One sample has no spread: its covariance is taken as 0, so every direction keeps scale 1.
     let cov = centered.tr_mul(&centered) / (n.max(2) as f64 - 1.0);
     let eigen = SymmetricEigen::new(cov);
@@ -183,7 +182,8 @@ impl Preprocessor for PcaWhiten {
                 "{WHAT}: ZCA whitening needs every component ({f}), n_components is {k}"
             )));
         }
-        let (values, vectors) = decompose(&features);
+        let mean = features.per_feature(mean);
+        let (values, vectors) = decompose(&features, &mean);
         let floor = values.first().copied().unwrap_or(0.0) * f as f64 * f64::EPSILON;
         let scale: Vec<f64> = values[..k]
             .iter()
@@ -197,10 +197,9 @@ impl Preprocessor for PcaWhiten {
             })
             .collect();
         let components: Vec<f64> = vectors[..k].iter().flatten().copied().collect();
-        let mean = features.tensor(features.per_feature(super::features::mean))?;
         let dev = Device::Cpu;
         self.fit = Some(Fit::new(
-            mean,
+            features.tensor(mean)?,
             Tensor::from_vec(components, (k, f), &dev)?,
             Tensor::from_vec(scale, k, &dev)?,
             self.config.zca,
@@ -224,19 +223,19 @@ impl Preprocessor for PcaWhiten {
 
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
         let fit = self.fitted()?;
-        let n = if self.config.zca {
-            like(&fit.mean, y, WHAT)?;
-            y.dims()[0]
+        // ZCA output has the features' shape, PCA output one value per component.
+        let space = if self.config.zca {
+            &fit.mean
         } else {
-            like(&fit.scale, y, WHAT)?;
-            y.dims()[0]
+            &fit.scale
         };
-        let f = fit.components.dims()[1];
-        let flat = y.reshape((n, y.elem_count() / n.max(1)))?;
+        like(space, y, WHAT)?;
+        let n = y.dims()[0];
+        let flat = y.reshape((n, space.elem_count()))?;
         let color = fit.color.to_device(y.device())?.to_dtype(y.dtype())?;
         let mut shape = vec![n];
         shape.extend_from_slice(fit.mean.dims());
-        let x = flat.matmul(&color)?.reshape((n, f))?.reshape(shape)?;
+        let x = flat.matmul(&color)?.reshape(shape)?;
         Ok(x.broadcast_add(&like(&fit.mean, &x, WHAT)?)?)
     }
 
@@ -251,12 +250,8 @@ impl Preprocessor for PcaWhiten {
     }
 
     fn load_state(&mut self, state: &StateDict) -> Result<()> {
-        let get = |name: &str| -> Result<Tensor> {
-            let t = state.get(name).ok_or_else(|| {
-                Error::StateMismatch(format!("{WHAT}: missing `{name}` in saved state"))
-            })?;
-            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?)
-        };
+        // The three have different shapes, so each is loaded on its own.
+        let get = |name: &str| -> Result<Tensor> { Ok(load(state, &[name], WHAT)?.remove(0)) };
         let (mean, components, scale) = (get("mean")?, get("components")?, get("scale")?);
         let f = mean.elem_count();
         let k = scale.elem_count();
