@@ -144,7 +144,7 @@ impl<R: Rule> GroupedOptimizer<R> {
     }
 
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
-    pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
+    pub fn apply<'g>(&mut self, grads: &'g GradStore) -> Result<()> {
         let path = self.update_path();
         if path == UpdatePath::Fused {
             self.check_fused(grads)?;
@@ -184,8 +184,8 @@ impl<R: Rule> GroupedOptimizer<R> {
             groups.iter().map(|g| g.hyper.buffer_names()).collect()
         };
         // Then each parameter steps: planned and run on the fused path where eligible, else
-        // left (as its index) for the reference path below.
-        let fused_step = |(index, (slot, grad)): (usize, (&mut Slot, Option<&Tensor>))| {
+        // left (its index and gradient) for the reference path below.
+        let fused_step = |(index, (slot, grad)): (usize, (&mut Slot, Option<&'g Tensor>))| {
             let Some(grad) = grad else {
                 return Ok(None);
             };
@@ -209,9 +209,9 @@ impl<R: Rule> GroupedOptimizer<R> {
                     return Ok(None);
                 }
             }
-            Ok(Some(index))
+            Ok(Some((index, grad)))
         };
-        let reference: Vec<Option<usize>> = if parallel {
+        let reference: Vec<Option<(usize, &'g Tensor)>> = if parallel {
             self.slots
                 .par_iter_mut()
                 .zip(found)
@@ -226,12 +226,9 @@ impl<R: Rule> GroupedOptimizer<R> {
                 .map(fused_step)
                 .collect::<Result<_>>()?
         };
-        for index in reference.into_iter().flatten() {
+        for (index, grad) in reference.into_iter().flatten() {
             let slot = &mut self.slots[index];
             let group = &self.groups[slot.group];
-            let Some(grad) = grads.get(slot.param.var.as_tensor()) else {
-                continue;
-            };
             let param = slot.param.var.as_tensor().detach();
             slot.fused.move_into(&mut slot.state, param.dims())?;
             let grad = grad.detach().to_dtype(param.dtype())?;
