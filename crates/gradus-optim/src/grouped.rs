@@ -5,35 +5,16 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 
-use crate::fused::step::{self as fused_step, FusedState};
+use crate::fused::step as fused_step;
 use crate::fused::{self, UpdatePath};
 use crate::groups::GroupSpec;
 use crate::rule::{ParamState, Rule};
+use crate::slot::{Found, Slot};
 use rayon::prelude::*;
 
 struct Group<R> {
     hyper: R,
     frozen: bool,
-}
-
-struct Slot {
-    param: NamedVar,
-    group: usize,
-    /// Step counter, scalar state, and the tensor buffers while the reference path owns them.
-    state: ParamState,
-    /// The tensor buffers while the fused path owns them (never both).
-    fused: FusedState,
-}
-
-impl Slot {
-    /// The full state, buffers as tensors (copies of the fused buffers).
-    fn materialized(&self) -> Result<ParamState> {
-        let mut state = self.state.clone();
-        for (name, t) in self.fused.export(self.param.var.as_tensor().dims())? {
-            state.buffers.insert(name, t);
-        }
-        Ok(state)
-    }
 }
 
 /// An optimizer running rule `R` over named parameters split into groups.
@@ -80,12 +61,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                     .iter()
                     .position(|s| s.matches(&param.name))
                     .map_or(0, |i| i + 1);
-                Slot {
-                    param,
-                    group,
-                    state: ParamState::default(),
-                    fused: FusedState::default(),
-                }
+                Slot::new(param, group)
             })
             .collect();
         let mut groups = vec![Group {
@@ -99,10 +75,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                 frozen: spec.frozen,
             });
         }
-        let elem_count = slots
-            .iter()
-            .map(|s| s.param.var.as_tensor().elem_count())
-            .sum();
+        let elem_count = slots.iter().map(|s| s.facts.len).sum();
         Ok(GroupedOptimizer {
             groups,
             slots,
@@ -156,24 +129,16 @@ impl<R: Rule> GroupedOptimizer<R> {
         // First every gradient is found and checked, so a bad one fails the step before any
         // parameter or state changes.
         let groups = &self.groups;
-        let lookup = |slot: &Slot| -> Result<Option<&Tensor>> {
+        let lookup = |slot: &Slot| -> Result<Option<Found<'g>>> {
             if groups[slot.group].frozen {
                 return Ok(None);
             }
-            let tensor = slot.param.var.as_tensor();
-            let Some(grad) = grads.get(tensor) else {
-                return Ok(None);
-            };
-            if grad.dims() != tensor.dims() {
-                return Err(Error::ShapeMismatch {
-                    context: format!("gradient of `{}`", slot.param.name),
-                    expected: tensor.dims().to_vec(),
-                    actual: grad.dims().to_vec(),
-                });
-            }
-            Ok(Some(grad))
+            grads
+                .get_id(slot.facts.id)
+                .map(|grad| Found::check(slot, grad))
+                .transpose()
         };
-        let found: Vec<Option<&Tensor>> = if parallel {
+        let found: Vec<Option<Found<'g>>> = if parallel {
             self.slots.par_iter().map(lookup).collect::<Result<_>>()?
         } else {
             self.slots.iter().map(lookup).collect::<Result<_>>()?
@@ -185,21 +150,20 @@ impl<R: Rule> GroupedOptimizer<R> {
         };
         // Then each parameter steps: planned and run on the fused path where eligible, else
         // left (its index and gradient) for the reference path below.
-        let fused_step = |(index, (slot, grad)): (usize, (&mut Slot, Option<&'g Tensor>))| {
-            let Some(grad) = grad else {
+        let fused_step = |(index, (slot, found)): (usize, (&mut Slot, Option<Found<'g>>))| {
+            let Some(found) = found else {
                 return Ok(None);
             };
             slot.state.step += 1;
-            let tensor = slot.param.var.as_tensor();
-            let eligible = path != UpdatePath::Reference
-                && fused::ineligibility(tensor).is_none()
-                && grad.device().is_cpu();
+            let eligible =
+                path != UpdatePath::Reference && slot.facts.ineligible.is_none() && found.on_cpu;
             if eligible {
                 if let Some(update) = groups[slot.group].hyper.fused(&mut slot.state) {
                     let names = &names[slot.group];
                     fused_step::Job::new(
-                        tensor,
-                        grad,
+                        slot.param.var.as_tensor(),
+                        &slot.facts,
+                        found,
                         names,
                         update,
                         &mut slot.state,
@@ -209,7 +173,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                     return Ok(None);
                 }
             }
-            Ok(Some((index, grad)))
+            Ok(Some((index, found.grad)))
         };
         let reference: Vec<Option<(usize, &'g Tensor)>> = if parallel {
             self.slots
@@ -230,7 +194,7 @@ impl<R: Rule> GroupedOptimizer<R> {
             let slot = &mut self.slots[index];
             let group = &self.groups[slot.group];
             let param = slot.param.var.as_tensor().detach();
-            slot.fused.move_into(&mut slot.state, param.dims())?;
+            slot.fused.move_into(&mut slot.state, &slot.facts.dims)?;
             let grad = grad.detach().to_dtype(param.dtype())?;
             let next = group.hyper.update(&param, &grad, &mut slot.state)?;
             // Candle returns an empty operand itself from ops, which `Var::set` refuses; an
@@ -246,14 +210,13 @@ impl<R: Rule> GroupedOptimizer<R> {
     fn check_fused(&self, grads: &GradStore) -> Result<()> {
         for slot in &self.slots {
             let group = &self.groups[slot.group];
-            let tensor = slot.param.var.as_tensor();
-            let Some(grad) = grads.get(tensor) else {
+            let Some(grad) = grads.get_id(slot.facts.id) else {
                 continue;
             };
             let why = if group.frozen {
                 None
-            } else if let Some(why) = fused::ineligibility(tensor) {
-                Some(why)
+            } else if let Some(why) = &slot.facts.ineligible {
+                Some(why.clone())
             } else if !grad.device().is_cpu() {
                 Some("its gradient is not on the CPU".to_string())
             } else if group
@@ -361,7 +324,7 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
                 .buffers
                 .iter()
                 .map(|(b, t)| (*b, t.clone()))
-                .chain(slot.fused.export(slot.param.var.as_tensor().dims())?)
+                .chain(slot.fused.export(&slot.facts.dims)?)
             {
                 sd.insert(format!("{name}.{buffer}"), tensor.clone());
             }

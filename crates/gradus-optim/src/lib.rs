@@ -44,6 +44,7 @@ pub mod replay;
 pub mod rmsprop;
 pub mod rule;
 pub mod sgd;
+mod slot;
 pub mod validate;
 
 #[cfg(test)]

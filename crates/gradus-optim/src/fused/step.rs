@@ -7,14 +7,18 @@ use std::cell::RefCell;
 use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 use gradus_core::{Error, Result};
 
+use smallvec::SmallVec;
+
 use crate::fused::aligned::{AlignedBuf, StateBuf};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
+use crate::slot::{Found, ParamFacts};
 
-/// The fused path's state of one parameter: its tensor buffers, by name.
+/// The fused path's state of one parameter: its tensor buffers, by name. Held inline (at most
+/// three), so a step reaches a buffer without another cold heap line.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FusedState {
-    bufs: Vec<(&'static str, StateBuf)>,
+    bufs: SmallVec<[(&'static str, StateBuf); 3]>,
 }
 
 impl FusedState {
@@ -44,7 +48,8 @@ impl FusedState {
 /// One parameter's fused step, planned: readied ([`prepare`]) and run ([`Job::run`]).
 pub(crate) struct Job<'a> {
     param: &'a Tensor,
-    grad: &'a Tensor,
+    facts: &'a ParamFacts,
+    found: Found<'a>,
     names: &'a [&'static str],
     update: FusedUpdate,
     ps: &'a mut ParamState,
@@ -52,11 +57,13 @@ pub(crate) struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    /// The step `update` of `param` (contiguous, f32/f64, CPU) with gradient `grad`, the rule's
-    /// buffers named `names`, state `ps` (reference tensors) and `fs` (fused buffers).
+    /// The step `update` of `param` (described by `facts`: contiguous, f32/f64, CPU) with the
+    /// gradient `found` (on the CPU, of `param`'s shape), the rule's buffers named `names`,
+    /// state `ps` (reference tensors) and `fs` (fused buffers).
     pub(crate) fn new(
         param: &'a Tensor,
-        grad: &'a Tensor,
+        facts: &'a ParamFacts,
+        found: Found<'a>,
         names: &'a [&'static str],
         update: FusedUpdate,
         ps: &'a mut ParamState,
@@ -64,7 +71,8 @@ impl<'a> Job<'a> {
     ) -> Self {
         Job {
             param,
-            grad,
+            facts,
+            found,
             names,
             update,
             ps,
@@ -74,15 +82,8 @@ impl<'a> Job<'a> {
 
     /// Readies the buffers and runs the kernel, large tensors in parallel chunks.
     pub(crate) fn run(self) -> Result<()> {
-        prepare(
-            self.param,
-            self.grad,
-            self.names,
-            self.update,
-            self.ps,
-            self.fs,
-        )?
-        .run()
+        let len = self.facts.len;
+        prepare(self)?.run(len)
     }
 }
 
@@ -112,31 +113,32 @@ fn address(t: &Tensor) -> Result<usize> {
     })
 }
 
-/// Readies the fused step of `param` (contiguous, f32/f64, CPU) with gradient `grad`: moves
-/// reference-path buffers of `ps` into `fs` and creates missing ones, placed away from the
-/// parameter's page offset.
-fn prepare<'a>(
-    param: &'a Tensor,
-    grad: &'a Tensor,
-    names: &[&'static str],
-    update: FusedUpdate,
-    ps: &mut ParamState,
-    fs: &'a mut FusedState,
-) -> Result<Ready<'a>> {
+/// Readies the fused step of `job`: moves reference-path buffers into the fused state and
+/// creates missing ones, placed away from the parameter's page offset.
+fn prepare(job: Job<'_>) -> Result<Ready<'_>> {
+    let Job {
+        param,
+        facts,
+        found,
+        names,
+        update,
+        ps,
+        fs,
+    } = job;
     if names.len() > 3 {
         return Err(Error::Unsupported(format!(
             "the fused path handles at most 3 state buffers, the rule has {}",
             names.len()
         )));
     }
-    let dtype = param.dtype();
+    let dtype = facts.dtype;
     // Candle's gradients are contiguous and of the parameter's dtype in practice: borrowed then
     // (a clone costs atomic reference-count updates per tensor, each a miss on a cold line
     // after the previous step streamed the caches); otherwise converted, or copied.
-    let grad = if grad.dtype() == dtype && grad.is_contiguous() {
-        Cow::Borrowed(grad)
+    let grad = if found.direct {
+        Cow::Borrowed(found.grad)
     } else {
-        Cow::Owned(grad.to_dtype(dtype)?.contiguous()?)
+        Cow::Owned(found.grad.to_dtype(dtype)?.contiguous()?)
     };
     // The parameter's address (a storage lock) only matters when a buffer is created.
     let mut avoid = None;
@@ -150,13 +152,15 @@ fn prepare<'a>(
             }
         }
     };
-    let len = param.elem_count();
-    for (name, t) in std::mem::take(&mut ps.buffers) {
-        let slot = fs.bufs.len();
-        let buf = StateBuf::from_tensor(&t, dtype, avoid()?, slot)?;
-        match fs.bufs.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = buf,
-            None => fs.bufs.push((name, buf)),
+    let len = facts.len;
+    if !ps.buffers.is_empty() {
+        for (name, t) in std::mem::take(&mut ps.buffers) {
+            let slot = fs.bufs.len();
+            let buf = StateBuf::from_tensor(&t, dtype, avoid()?, slot)?;
+            match fs.bufs.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 = buf,
+                None => fs.bufs.push((name, buf)),
+            }
         }
     }
     let mut order = [None; 3];
@@ -195,8 +199,8 @@ fn prepare<'a>(
 pub(crate) const SERIAL_BELOW: usize = 1 << 16;
 
 impl Ready<'_> {
-    fn run(mut self) -> Result<()> {
-        if self.param.elem_count() == 0 {
+    fn run(mut self, len: usize) -> Result<()> {
+        if len == 0 {
             return Ok(());
         }
         let param = self.param;
@@ -204,29 +208,30 @@ impl Ready<'_> {
         let grad = std::mem::replace(&mut self.grad, Cow::Borrowed(param));
         let op = StepOp {
             job: RefCell::new(&mut self),
+            len,
         };
         param.inplace_op2(&grad, &op)?;
         Ok(())
     }
 
+    /// Runs the kernel over the `n` elements of the parameter's storage `s1` and the
+    /// gradient's `s2`. Both were checked contiguous, of one dtype and of `n` elements when the
+    /// step was planned (a tensor's layout never changes); the slicing is still bounds-checked.
     fn run_typed<T: Elem>(
         &mut self,
+        n: usize,
         s1: &mut CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let n = l1.shape().elem_count();
-        if !l1.is_contiguous() || !l2.is_contiguous() || l2.shape().elem_count() != n {
-            candle_core::bail!(
-                "gradus fused step: parameter and gradient must be contiguous and of one size"
-            )
-        }
         let (Some(p), Some(g)) = (T::storage_mut(s1), T::storage(s2)) else {
             candle_core::bail!("gradus fused step: parameter and gradient dtypes differ")
         };
-        let p = &mut p[l1.start_offset()..l1.start_offset() + n];
-        let g = &g[l2.start_offset()..l2.start_offset() + n];
+        let (p0, g0) = (l1.start_offset(), l2.start_offset());
+        let (Some(p), Some(g)) = (p.get_mut(p0..p0 + n), g.get(g0..g0 + n)) else {
+            candle_core::bail!("gradus fused step: storage shorter than the parameter")
+        };
         let mut state: [&mut [T]; 3] = Default::default();
         for (k, (_, buf)) in self.state.bufs.iter_mut().enumerate() {
             if let Some(j) = self.order.iter().position(|o| *o == Some(k)) {
@@ -246,6 +251,7 @@ impl Ready<'_> {
 /// The in-place op handing the kernel `&mut` access to the parameter's storage.
 struct StepOp<'j, 'a> {
     job: RefCell<&'j mut Ready<'a>>,
+    len: usize,
 }
 
 impl candle_core::InplaceOp2 for StepOp<'_, '_> {
@@ -262,8 +268,8 @@ impl candle_core::InplaceOp2 for StepOp<'_, '_> {
     ) -> candle_core::Result<()> {
         let mut job = self.job.borrow_mut();
         match s1 {
-            CpuStorage::F32(_) => job.run_typed::<f32>(s1, l1, s2, l2),
-            CpuStorage::F64(_) => job.run_typed::<f64>(s1, l1, s2, l2),
+            CpuStorage::F32(_) => job.run_typed::<f32>(self.len, s1, l1, s2, l2),
+            CpuStorage::F64(_) => job.run_typed::<f64>(self.len, s1, l1, s2, l2),
             _ => candle_core::bail!("gradus fused step: only f32 and f64 parameters"),
         }
     }
