@@ -129,30 +129,35 @@ impl<R: Rule> GroupedOptimizer<R> {
         // First every gradient is found and checked, so a bad one fails the step before any
         // parameter or state changes.
         let groups = &self.groups;
-        let lookup = |slot: &Slot| -> Result<Option<Found<'g>>> {
-            if groups[slot.group].frozen {
-                return Ok(None);
+        // One vector, written in place by both passes (a parallel `collect` into a `Result`
+        // builds and merges a list of vectors instead).
+        let mut found: Vec<Option<Found<'g>>> = vec![None; self.slots.len()];
+        let lookup = |(entry, slot): (&mut Option<Found<'g>>, &Slot)| -> Result<()> {
+            if !groups[slot.group].frozen {
+                if let Some(grad) = grads.get_id(slot.facts.id) {
+                    *entry = Some(Found::check(slot, grad)?);
+                }
             }
-            grads
-                .get_id(slot.facts.id)
-                .map(|grad| Found::check(slot, grad))
-                .transpose()
+            Ok(())
         };
-        let found: Vec<Option<Found<'g>>> = if parallel {
-            self.slots.par_iter().map(lookup).collect::<Result<_>>()?
+        if parallel {
+            found
+                .par_iter_mut()
+                .zip(self.slots.par_iter())
+                .try_for_each(lookup)?;
         } else {
-            self.slots.iter().map(lookup).collect::<Result<_>>()?
-        };
+            found.iter_mut().zip(&self.slots).try_for_each(lookup)?;
+        }
         let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
             vec![Vec::new(); groups.len()]
         } else {
             groups.iter().map(|g| g.hyper.buffer_names()).collect()
         };
-        // Then each parameter steps: planned and run on the fused path where eligible, else
-        // left (its index and gradient) for the reference path below.
-        let fused_step = |(index, (slot, found)): (usize, (&mut Slot, Option<Found<'g>>))| {
-            let Some(found) = found else {
-                return Ok(None);
+        // Then each parameter steps: planned and run on the fused path where eligible, its
+        // entry cleared; the entries left are the reference path's, run below.
+        let fused_step = |(entry, slot): (&mut Option<Found<'g>>, &mut Slot)| -> Result<()> {
+            let Some(found) = *entry else {
+                return Ok(());
             };
             slot.state.step += 1;
             let eligible =
@@ -170,28 +175,26 @@ impl<R: Rule> GroupedOptimizer<R> {
                         &mut slot.fused,
                     )
                     .run()?;
-                    return Ok(None);
+                    *entry = None;
                 }
             }
-            Ok(Some((index, found.grad)))
+            Ok(())
         };
-        let reference: Vec<Option<(usize, &'g Tensor)>> = if parallel {
-            self.slots
+        if parallel {
+            found
                 .par_iter_mut()
-                .zip(found)
-                .enumerate()
-                .map(fused_step)
-                .collect::<Result<_>>()?
+                .zip(self.slots.par_iter_mut())
+                .try_for_each(fused_step)?;
         } else {
-            self.slots
+            found
                 .iter_mut()
-                .zip(found)
-                .enumerate()
-                .map(fused_step)
-                .collect::<Result<_>>()?
-        };
-        for (index, grad) in reference.into_iter().flatten() {
-            let slot = &mut self.slots[index];
+                .zip(self.slots.iter_mut())
+                .try_for_each(fused_step)?;
+        }
+        for (slot, found) in self.slots.iter_mut().zip(found) {
+            let Some(Found { grad, .. }) = found else {
+                continue;
+            };
             let group = &self.groups[slot.group];
             let param = slot.param.var.as_tensor().detach();
             slot.fused.move_into(&mut slot.state, &slot.facts.dims)?;
