@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Something whose gradient can be looked up: a [`Var`], a [`Tensor`] or a [`NamedVar`].
-pub trait GradParam {
+pub trait GradParam: Sync {
     /// The tensor the gradient store is keyed by.
     fn tensor(&self) -> &Tensor;
     /// The parameter's name, for messages (`None` for unnamed tensors).
@@ -52,18 +52,33 @@ impl<T: GradParam + ?Sized> GradParam for &T {
 }
 
 /// The gradients of `params` present in `grads`, each parameter once (a parameter listed twice
-/// is counted once, unlike PyTorch which would count and scale it twice).
-pub(crate) fn present_grads<'a, P: GradParam>(
+/// is counted once, unlike PyTorch which would count and scale it twice). Borrowed: cloning a
+/// gradient is an atomic update of its (cold) reference count, on one thread.
+pub(crate) fn present_grads<'a, 'g, P: GradParam>(
     params: &'a [P],
-    grads: &GradStore,
-) -> Vec<(&'a P, Tensor)> {
-    let mut seen = HashSet::new();
-    params
-        .iter()
-        .filter(|p| seen.insert(p.tensor().id()))
-        .filter_map(|p| grads.get(p.tensor()).map(|g| (p, g.clone())))
+    grads: &'g GradStore,
+) -> Vec<(&'a P, &'g Tensor)> {
+    // Each lookup reads the parameter's and the gradient's metadata, cache misses after a
+    // step streamed the caches: many parameters are looked up in parallel.
+    let lookup = |p: &'a P| {
+        let t = p.tensor();
+        (t.id(), p, grads.get(t))
+    };
+    let found: Vec<_> = if params.len() >= PARALLEL_LOOKUP {
+        params.par_iter().map(lookup).collect()
+    } else {
+        params.iter().map(lookup).collect()
+    };
+    let mut seen = HashSet::with_capacity(found.len());
+    found
+        .into_iter()
+        .filter(|(id, _, _)| seen.insert(*id))
+        .filter_map(|(_, p, g)| g.map(|g| (p, g)))
         .collect()
 }
+
+/// From this many parameters on, gradients are looked up in parallel.
+const PARALLEL_LOOKUP: usize = 64;
 
 /// The order `p` of a vector norm: any `p > 0`, or infinity (the largest magnitude).
 ///
@@ -163,11 +178,22 @@ pub fn total_norm<P: GradParam>(
     grads: &GradStore,
     norm_type: NormType,
 ) -> Result<f64> {
-    let present: Vec<Tensor> = present_grads(params, grads)
+    let present: Vec<&Tensor> = present_grads(params, grads)
         .into_iter()
         .map(|(_, g)| g)
         .collect();
-    Ok(norm_type.of_values(&tensor_norms(&present, norm_type)?))
+    let norms: Vec<f64> = if fused_clipping() {
+        crate::fused::clip::measure(&present, norm_type)?
+            .into_iter()
+            .map(|m| m.norm)
+            .collect()
+    } else {
+        present
+            .iter()
+            .map(|g| norm_type.of(g))
+            .collect::<Result<_>>()?
+    };
+    Ok(norm_type.of_values(&norms))
 }
 
 /// Whether clipping takes the fused path for eligible gradients: unless the update path in
@@ -177,57 +203,45 @@ fn fused_clipping() -> bool {
     crate::fused::default_path() != crate::fused::UpdatePath::Reference
 }
 
-/// The norm of each gradient (fused where eligible).
-fn tensor_norms(present: &[Tensor], norm_type: NormType) -> Result<Vec<f64>> {
-    if fused_clipping() {
-        crate::fused::clip::norms(present, norm_type)
-    } else {
-        present.iter().map(|g| norm_type.of(g)).collect()
-    }
-}
-
-/// Multiplies every gradient of `present` by `coef` on the fused path: in place for an eligible
-/// gradient whose storage no other listed gradient shares (torch's `mul_`); a new tensor for a
-/// shared one (scaling a shared storage in place once per parameter would scale it twice) and
-/// for an ineligible one. New tensors are built first, from the unscaled values.
-fn scale_fused<P: GradParam>(
-    present: &[(&P, Tensor)],
-    grads: &mut GradStore,
+/// Multiplies every gradient of `present` (measured by the fused norm pass) by `coef`: in
+/// place for an eligible gradient whose storage no other listed gradient shares (torch's
+/// `mul_`), in parallel; the returned new tensors for a shared one (scaling a shared storage in
+/// place once per parameter would scale it twice) and for an ineligible one, built first, from
+/// the unscaled values.
+fn scale_fused<'a, P: GradParam>(
+    present: &[(&'a P, &Tensor)],
+    measured: &[crate::fused::clip::Measured],
     coef: f64,
-) -> Result<()> {
-    let ids: Vec<Option<usize>> = present
-        .iter()
-        .map(|(_, g)| {
-            crate::fused::clip::eligible(g)
-                .then(|| crate::fused::clip::storage_id(g))
-                .flatten()
-        })
-        .collect();
-    let mut uses: HashMap<usize, usize> = HashMap::new();
-    for id in ids.iter().flatten() {
-        *uses.entry(*id).or_default() += 1;
+) -> Result<Vec<(&'a P, Tensor)>> {
+    let mut uses: HashMap<usize, usize> = HashMap::with_capacity(measured.len());
+    for m in measured {
+        if let Some(id) = m.storage {
+            *uses.entry(id).or_default() += 1;
+        }
     }
-    let mut in_place = Vec::new();
-    for ((p, g), id) in present.iter().zip(&ids) {
-        match id {
+    let mut in_place = Vec::with_capacity(present.len());
+    let mut replaced = Vec::new();
+    for (&(p, g), m) in present.iter().zip(measured) {
+        match m.storage {
             // `x · 1` is `x` bit for bit (NaN included): nothing to write.
-            Some(_) if unit(g.dtype(), coef) => {}
-            Some(id) if uses[id] == 1 => in_place.push(g),
+            Some(_) if unit(m.dtype, coef) => {}
+            Some(id) if uses[&id] == 1 => in_place.push(g),
             Some(_) => {
                 if let Some(t) = crate::fused::clip::scaled_copy(g, coef)? {
-                    grads.insert(p.tensor(), t);
+                    replaced.push((p, t));
                 }
             }
             None => {
-                let c = Tensor::new(coef, g.device())?.to_dtype(g.dtype())?;
-                grads.insert(p.tensor(), g.broadcast_mul(&c)?);
+                let c = Tensor::new(coef, g.device())?.to_dtype(m.dtype)?;
+                replaced.push((p, g.broadcast_mul(&c)?));
             }
         }
     }
     in_place
         .par_iter()
         .with_min_len(4)
-        .try_for_each(|g| crate::fused::clip::scale_in_place(g, coef))
+        .try_for_each(|g| crate::fused::clip::scale_in_place(g, coef))?;
+    Ok(replaced)
 }
 
 /// Whether `coef` rounds to exactly 1 in `dtype` (f32 or f64).
@@ -258,12 +272,22 @@ pub fn clip_grad_norm<P: GradParam>(
             "max_norm must be >= 0, got {max_norm}"
         )));
     }
+    let fused = fused_clipping();
     let present = present_grads(params, grads);
     if present.is_empty() {
         return Ok(0.0);
     }
-    let gs: Vec<Tensor> = present.iter().map(|(_, g)| g.clone()).collect();
-    let norms = tensor_norms(&gs, norm_type)?;
+    let gs: Vec<&Tensor> = present.iter().map(|&(_, g)| g).collect();
+    let measured = if fused {
+        crate::fused::clip::measure(&gs, norm_type)?
+    } else {
+        Vec::new()
+    };
+    let norms: Vec<f64> = if fused {
+        measured.iter().map(|m| m.norm).collect()
+    } else {
+        gs.iter().map(|g| norm_type.of(g)).collect::<Result<_>>()?
+    };
     let total = norm_type.of_values(&norms);
     if error_if_nonfinite && !total.is_finite() {
         return Err(Error::NonFinite(format!(
@@ -275,13 +299,19 @@ pub fn clip_grad_norm<P: GradParam>(
     let coef = max_norm / (total + 1e-6);
     // torch.clamp(coef, max=1.0) keeps NaN (f64::min would not).
     let coef = if coef > 1.0 { 1.0 } else { coef };
-    if fused_clipping() {
-        scale_fused(&present, grads, coef)?;
-        return Ok(total);
-    }
-    for (p, g) in present {
-        let c = Tensor::new(coef, g.device())?.to_dtype(g.dtype())?;
-        grads.insert(p.tensor(), g.broadcast_mul(&c)?);
+    let replaced = if fused {
+        scale_fused(&present, &measured, coef)?
+    } else {
+        present
+            .iter()
+            .map(|&(p, g)| {
+                let c = Tensor::new(coef, g.device())?.to_dtype(g.dtype())?;
+                Ok((p, g.broadcast_mul(&c)?))
+            })
+            .collect::<Result<_>>()?
+    };
+    for (p, t) in replaced {
+        grads.insert(p.tensor(), t);
     }
     Ok(total)
 }
@@ -300,22 +330,27 @@ pub fn clip_grad_value<P: GradParam>(
     }
     let fused = fused_clipping();
     let mut in_place = Vec::new();
+    let mut replaced = Vec::new();
     for (p, g) in present_grads(params, grads) {
         // Clamping is idempotent, so a storage shared by several gradients may be clamped in
         // place once per gradient.
-        if fused && crate::fused::clip::eligible(&g) {
+        if fused && crate::fused::clip::eligible(g) {
             in_place.push(g);
             continue;
         }
         let clamped = g.clamp(-clip_value, clip_value)?;
         // Some backends' max/min drop NaN; keep it as torch.clamp does.
-        let is_nan = g.ne(&g)?;
-        grads.insert(p.tensor(), is_nan.where_cond(&g, &clamped)?);
+        let is_nan = g.ne(g)?;
+        replaced.push((p, is_nan.where_cond(g, &clamped)?));
     }
     in_place
         .par_iter()
         .with_min_len(4)
-        .try_for_each(|g| crate::fused::clip::clamp_in_place(g, clip_value))
+        .try_for_each(|g| crate::fused::clip::clamp_in_place(g, clip_value))?;
+    for (p, t) in replaced {
+        grads.insert(p.tensor(), t);
+    }
+    Ok(())
 }
 
 /// Clipping by global norm: `{"max_norm": 1.0, "norm_type": 2.0, "error_if_nonfinite": false}`.

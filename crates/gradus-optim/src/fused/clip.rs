@@ -10,7 +10,7 @@
 //! up to the order of the f64 summation (≤ 1e-12 relative in the tests); the scaled values are
 //! bit-identical whenever the totals round to the same coefficient.
 
-use candle_core::{CpuStorage, Layout, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 use gradus_core::Result;
 use rayon::prelude::*;
 
@@ -127,29 +127,61 @@ pub fn norm(t: &Tensor, norm: NormType) -> Option<f64> {
     if !eligible(t) {
         return None;
     }
+    norm_and_storage(t, norm).map(|(v, _)| v)
+}
+
+/// The norm of an eligible tensor and the address of its whole storage's first element
+/// (equal for tensors that share an allocation), under one storage lock.
+fn norm_and_storage(t: &Tensor, norm: NormType) -> Option<(f64, usize)> {
     let (storage, layout) = t.storage_and_layout();
     let (start, n) = (layout.start_offset(), layout.shape().elem_count());
-    let acc = match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => reduce(&v[start..start + n], norm),
-        Storage::Cpu(CpuStorage::F64(v)) => reduce(&v[start..start + n], norm),
+    let (acc, address) = match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => (reduce(&v[start..start + n], norm), v.as_ptr()),
+        Storage::Cpu(CpuStorage::F64(v)) => (reduce(&v[start..start + n], norm), v.as_ptr().cast()),
         _ => return None,
     };
-    Some(match norm {
+    let value = match norm {
         NormType::Inf | NormType::P(1.0) => acc,
         NormType::P(2.0) => acc.sqrt(),
         NormType::P(p) => acc.powf(1.0 / p),
-    })
+    };
+    Some((value, address as usize))
 }
 
-/// The norm of every tensor: fused for eligible ones (tensors in parallel), tensor ops for
-/// the others.
-pub(crate) fn norms(grads: &[Tensor], norm_type: NormType) -> Result<Vec<f64>> {
+/// What the norm pass learns about one gradient.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Measured {
+    /// Its norm.
+    pub(crate) norm: f64,
+    /// Where it took the fused path: the address of its storage, to find gradients that share
+    /// one (`None`: ineligible, measured by tensor ops).
+    pub(crate) storage: Option<usize>,
+    /// Its dtype.
+    pub(crate) dtype: DType,
+}
+
+/// The norm of every gradient, tensors in parallel: fused where eligible (with the storage
+/// address, read under the same lock), tensor ops for the others.
+pub(crate) fn measure(grads: &[&Tensor], norm_type: NormType) -> Result<Vec<Measured>> {
     grads
         .par_iter()
         .with_min_len(4)
-        .map(|g| match norm(g, norm_type) {
-            Some(v) => Ok(v),
-            None => norm_type.of(g),
+        .map(|g| {
+            let dtype = g.dtype();
+            if eligible(g) {
+                if let Some((norm, address)) = norm_and_storage(g, norm_type) {
+                    return Ok(Measured {
+                        norm,
+                        storage: Some(address),
+                        dtype,
+                    });
+                }
+            }
+            Ok(Measured {
+                norm: norm_type.of(g)?,
+                storage: None,
+                dtype,
+            })
         })
         .collect()
 }
@@ -275,17 +307,6 @@ pub fn scaled_copy(t: &Tensor, coef: f64) -> Result<Option<Tensor>> {
         _ => return Ok(None),
     };
     Ok(Some(out))
-}
-
-/// The address of the first element of an eligible tensor's whole storage: equal for tensors
-/// that share an allocation.
-pub(crate) fn storage_id(t: &Tensor) -> Option<usize> {
-    let (storage, _) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(CpuStorage::F32(v)) => Some(v.as_ptr() as usize),
-        Storage::Cpu(CpuStorage::F64(v)) => Some(v.as_ptr() as usize),
-        _ => None,
-    }
 }
 
 #[cfg(test)]
