@@ -8,6 +8,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
 use criterion::{BenchmarkId, Criterion, SamplingMode};
+use gradus_benches::floor;
 use gradus_benches::mlp::{fused_adam_step_ms, Mlp};
 use gradus_benches::{
     bytes_per_param, layouts, machine, out_dir, write_summary, AllocReport, Layout, MlpRow, Mode,
@@ -107,6 +108,15 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                 );
             }
         }
+        {
+            let (vars, grads) = params(layout);
+            let id = format!("sgd/inplace_loop/{}", layout.name);
+            group.bench_function(BenchmarkId::new("inplace_loop", layout.name), |b| {
+                b.iter_custom(|iters| {
+                    timed(rec, &id, iters, || floor::step(&vars, &grads).unwrap())
+                })
+            });
+        }
         group.measurement_time(Duration::from_millis(1));
         {
             let (vars, grads) = params(layout);
@@ -125,6 +135,30 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
             });
         }
         group.finish();
+    }
+}
+
+/// Records `pairs` ratios (time of `many` / time of `one`) under `key`, the two timed back to
+/// back in alternating order after a warm-up (state buffers allocated and touched).
+fn paired(rec: &Recorder, key: &str, pairs: usize, mut one: impl FnMut(), mut many: impl FnMut()) {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
+    };
+    for _ in 0..3 {
+        time(&mut one);
+        time(&mut many);
+    }
+    for i in 0..pairs {
+        let (t_one, t_many) = if i % 2 == 0 {
+            let a = time(&mut one);
+            (a, time(&mut many))
+        } else {
+            let b = time(&mut many);
+            (time(&mut one), b)
+        };
+        rec.push_ratio(key, t_many / t_one);
     }
 }
 
@@ -152,29 +186,25 @@ fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
             let (many_vars, many_grads) = params(*many);
             let mut one_opt = build_optimizer(&config, "optimizer", &named(&one_vars)).unwrap();
             let mut many_opt = build_optimizer(&config, "optimizer", &named(&many_vars)).unwrap();
-            let time = |opt: &mut Box<dyn gradus_core::Optimizer>, grads: &GradStore| {
-                let start = Instant::now();
-                opt.step(grads).unwrap();
-                start.elapsed().as_secs_f64()
-            };
             with_default_path(UpdatePath::Fused, || {
-                // Warm-up: state buffers allocated and touched.
-                for _ in 0..3 {
-                    time(&mut one_opt, &one_grads);
-                    time(&mut many_opt, &many_grads);
-                }
-                for i in 0..pairs {
-                    let (t_one, t_many) = if i % 2 == 0 {
-                        let a = time(&mut one_opt, &one_grads);
-                        (a, time(&mut many_opt, &many_grads))
-                    } else {
-                        let b = time(&mut many_opt, &many_grads);
-                        (time(&mut one_opt, &one_grads), b)
-                    };
-                    rec.push_ratio(&format!("{name}/paired/{}", many.name), t_many / t_one);
-                }
+                paired(
+                    rec,
+                    &format!("{name}/paired/{}", many.name),
+                    pairs,
+                    || one_opt.step(&one_grads).unwrap(),
+                    || many_opt.step(&many_grads).unwrap(),
+                )
             });
         }
+        let (one_vars, one_grads) = params(*one);
+        let (many_vars, many_grads) = params(*many);
+        paired(
+            rec,
+            &format!("sgd/inplace_loop/paired/{}", many.name),
+            pairs,
+            || floor::step(&one_vars, &one_grads).unwrap(),
+            || floor::step(&many_vars, &many_grads).unwrap(),
+        );
     }
 }
 
@@ -363,6 +393,9 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
             if candle.is_some() && name != "adam" {
                 paths.push("candle_nn");
             }
+            if name == "sgd" {
+                paths.push("inplace_loop");
+            }
             for path in paths {
                 let Some(ms) = rec.median_ms(&format!("{name}/{path}/{l}")) else {
                     continue;
@@ -382,9 +415,11 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     speedup_vs_candle_nn: candle.map(|c| c / ms),
                     speedup_vs_reference: reference.map(|r| r / ms),
                     vs_one_tensor: vs_one,
-                    vs_one_tensor_paired: (path == "fused")
-                        .then(|| rec.median_ratio(&format!("{name}/paired/{l}")))
-                        .flatten(),
+                    vs_one_tensor_paired: match path {
+                        "fused" => rec.median_ratio(&format!("{name}/paired/{l}")),
+                        "inplace_loop" => rec.median_ratio(&format!("{name}/{path}/paired/{l}")),
+                        _ => None,
+                    },
                 });
             }
         }

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub mod counting;
+pub mod floor;
 pub mod mlp;
 
 /// How the bench binary was started.
@@ -234,7 +235,8 @@ pub struct Row {
     pub layout: String,
     /// `"f32"`.
     pub dtype: String,
-    /// `fused`, `reference`, `candle_nn` or `probe`.
+    /// `fused`, `reference`, `candle_nn`, `probe`, or `inplace_loop` (the in-place floor,
+    /// [`floor`]).
     pub path: String,
     /// Median time of one step.
     pub median_ms: f64,
