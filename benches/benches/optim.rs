@@ -138,8 +138,9 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     }
 }
 
-/// Records `pairs` ratios (time of `many` / time of `one`) under `key`, the two timed back to
-/// back in alternating order after a warm-up (state buffers allocated and touched).
+/// Records `pairs` ratios (time of `many` / time of `one`, whatever the two are) under `key`,
+/// the two timed back to back in alternating order after a warm-up (state buffers allocated
+/// and touched).
 fn paired(rec: &Recorder, key: &str, pairs: usize, mut one: impl FnMut(), mut many: impl FnMut()) {
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
@@ -204,6 +205,44 @@ fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
             pairs,
             || floor::step(&one_vars, &one_grads).unwrap(),
             || floor::step(&many_vars, &many_grads).unwrap(),
+        );
+    }
+}
+
+/// Each optimizer's fused step (and the in-place floor) against the bandwidth probe for the
+/// same streams and total, timed in back-to-back pairs like [`bench_many_vs_one`]: the probe
+/// ratio with the machine's bandwidth shifts cancelled.
+fn bench_vs_probe(mode: Mode, rec: &Recorder) {
+    let pairs = match mode {
+        Mode::Test => 2,
+        Mode::Quick => 40,
+        Mode::Full => 150,
+    };
+    for layout in layouts(mode) {
+        let l = layout.name;
+        for &(name, state) in OPTIMIZERS {
+            let config = serde_json::json!({ "type": name });
+            let (vars, grads) = params(layout);
+            let mut opt = build_optimizer(&config, "optimizer", &named(&vars)).unwrap();
+            let mut probe = Probe::new(layout.total(), state);
+            with_default_path(UpdatePath::Fused, || {
+                paired(
+                    rec,
+                    &format!("{name}/fused/probe_paired/{l}"),
+                    pairs,
+                    || probe.run(),
+                    || opt.step(&grads).unwrap(),
+                )
+            });
+        }
+        let (vars, grads) = params(layout);
+        let mut probe = Probe::new(layout.total(), 0);
+        paired(
+            rec,
+            &format!("sgd/inplace_loop/probe_paired/{l}"),
+            pairs,
+            || probe.run(),
+            || floor::step(&vars, &grads).unwrap(),
         );
     }
 }
@@ -351,6 +390,7 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     median_ms: ms,
                     gb_per_s: n * bytes_per_param(state) as f64 / (ms * 1e-3) / 1e9,
                     probe_ratio: 1.0,
+                    probe_ratio_paired: None,
                     speedup_vs_candle_nn: None,
                     speedup_vs_reference: None,
                     vs_one_tensor: None,
@@ -372,6 +412,7 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                 // Norm pass reads g, scale pass reads and writes it: 12 bytes, as probe 0.
                 gb_per_s: n * 12.0 / (ms * 1e-3) / 1e9,
                 probe_ratio: probe(0).map_or(f64::NAN, |p| ms / p),
+                probe_ratio_paired: None,
                 speedup_vs_candle_nn: None,
                 speedup_vs_reference: clip_ref.map(|r| r / ms),
                 vs_one_tensor: (layout.count > 1)
@@ -412,6 +453,9 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
                     median_ms: ms,
                     gb_per_s: n * bytes_per_param(state) as f64 / (ms * 1e-3) / 1e9,
                     probe_ratio: probe(state).map_or(f64::NAN, |p| ms / p),
+                    probe_ratio_paired: matches!(path, "fused" | "inplace_loop")
+                        .then(|| rec.median_ratio(&format!("{name}/{path}/probe_paired/{l}")))
+                        .flatten(),
                     speedup_vs_candle_nn: candle.map(|c| c / ms),
                     speedup_vs_reference: reference.map(|r| r / ms),
                     vs_one_tensor: vs_one,
@@ -451,6 +495,7 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_steps(&mut c, mode, &rec);
     bench_many_vs_one(mode, &rec);
+    bench_vs_probe(mode, &rec);
     bench_clip(&mut c, mode, &rec);
     bench_mlp(&mut c, mode, &rec);
     c.final_summary();
