@@ -17,6 +17,9 @@ struct Group<R> {
     frozen: bool,
 }
 
+/// Parameters whose gradients are looked up, then checked, together (see `apply`).
+const LOOKUP_BATCH: usize = 16;
+
 /// An optimizer running rule `R` over named parameters split into groups.
 ///
 /// Group 0 holds the optimizer-level hyperparameters and every parameter that matches no
@@ -130,23 +133,33 @@ impl<R: Rule> GroupedOptimizer<R> {
         // parameter or state changes.
         let groups = &self.groups;
         // One vector, written in place by both passes (a parallel `collect` into a `Result`
-        // builds and merges a list of vectors instead).
+        // builds and merges a list of vectors instead). In each batch the lookups go first,
+        // then the checks: each is a chain of cache misses (hash bucket, then the gradient's
+        // metadata), and short independent iterations keep many of them in flight.
         let mut found: Vec<Option<Found<'g>>> = vec![None; self.slots.len()];
-        let lookup = |(entry, slot): (&mut Option<Found<'g>>, &Slot)| -> Result<()> {
-            if !groups[slot.group].frozen {
-                if let Some(grad) = grads.get_id(slot.facts.id) {
-                    *entry = Some(Found::check(slot, grad)?);
+        let batch = |(entries, slots): (&mut [Option<Found<'g>>], &[Slot])| -> Result<()> {
+            for (entry, slot) in entries.iter_mut().zip(slots) {
+                if !groups[slot.group].frozen {
+                    *entry = grads.get_id(slot.facts.id).map(Found::unchecked);
+                }
+            }
+            for (entry, slot) in entries.iter_mut().zip(slots) {
+                if let Some(found) = entry {
+                    found.check(slot)?;
                 }
             }
             Ok(())
         };
         if parallel {
             found
-                .par_iter_mut()
-                .zip(self.slots.par_iter())
-                .try_for_each(lookup)?;
+                .par_chunks_mut(LOOKUP_BATCH)
+                .zip(self.slots.par_chunks(LOOKUP_BATCH))
+                .try_for_each(batch)?;
         } else {
-            found.iter_mut().zip(&self.slots).try_for_each(lookup)?;
+            found
+                .chunks_mut(LOOKUP_BATCH)
+                .zip(self.slots.chunks(LOOKUP_BATCH))
+                .try_for_each(batch)?;
         }
         let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
             vec![Vec::new(); groups.len()]
@@ -182,9 +195,25 @@ impl<R: Rule> GroupedOptimizer<R> {
         };
         if parallel {
             found
-                .par_iter_mut()
-                .zip(self.slots.par_iter_mut())
-                .try_for_each(fused_step)?;
+                .par_chunks_mut(LOOKUP_BATCH)
+                .zip(self.slots.par_chunks_mut(LOOKUP_BATCH))
+                .try_for_each(|(entries, slots)| {
+                    // Read the batch's tensor metadata (the lines Candle's in-place op reads
+                    // first) before any kernel streams: independent misses overlap here, where
+                    // one at a time between kernels they would not.
+                    for (entry, slot) in entries.iter().zip(slots.iter()) {
+                        if let Some(found) = entry {
+                            std::hint::black_box((
+                                slot.param.var.as_tensor().is_contiguous(),
+                                found.grad.layout().start_offset(),
+                            ));
+                        }
+                    }
+                    entries
+                        .iter_mut()
+                        .zip(slots.iter_mut())
+                        .try_for_each(fused_step)
+                })?;
         } else {
             found
                 .iter_mut()

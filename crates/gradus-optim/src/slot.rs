@@ -78,8 +78,19 @@ pub(crate) struct Found<'g> {
 }
 
 impl<'g> Found<'g> {
-    /// Checks `grad` against the parameter of `slot`: the same shape, or an error naming both.
-    pub(crate) fn check(slot: &Slot, grad: &'g Tensor) -> Result<Self> {
+    /// `grad`, not yet checked ([`Found::check`] fills in the rest).
+    pub(crate) fn unchecked(grad: &'g Tensor) -> Self {
+        Found {
+            grad,
+            on_cpu: false,
+            direct: false,
+        }
+    }
+
+    /// Checks the gradient against the parameter of `slot`: the same shape, or an error naming
+    /// both.
+    pub(crate) fn check(&mut self, slot: &Slot) -> Result<()> {
+        let grad = self.grad;
         if grad.dims() != slot.facts.dims.as_slice() {
             return Err(gradus_core::Error::ShapeMismatch {
                 context: format!("gradient of `{}`", slot.param.name),
@@ -87,11 +98,8 @@ impl<'g> Found<'g> {
                 actual: grad.dims().to_vec(),
             });
         }
-        let on_cpu = grad.device().is_cpu();
-        Ok(Found {
-            grad,
-            on_cpu,
-            direct: on_cpu && grad.dtype() == slot.facts.dtype && grad.is_contiguous(),
-        })
+        self.on_cpu = grad.device().is_cpu();
+        self.direct = self.on_cpu && grad.dtype() == slot.facts.dtype && grad.is_contiguous();
+        Ok(())
     }
 }
