@@ -17,8 +17,9 @@ struct Group<R> {
     frozen: bool,
 }
 
-/// Parameters whose gradients are looked up, then checked, together (see `apply`).
-const LOOKUP_BATCH: usize = 16;
+/// Parameters handled together in each pass of a step: their gradients looked up, then
+/// checked; their metadata read, then their kernels run (see `find_gradients`, `step_fused`).
+const BATCH: usize = 16;
 
 /// An optimizer running rule `R` over named parameters split into groups.
 ///
@@ -120,7 +121,7 @@ impl<R: Rule> GroupedOptimizer<R> {
     }
 
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
-    pub fn apply<'g>(&mut self, grads: &'g GradStore) -> Result<()> {
+    pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
         let path = self.update_path();
         if path == UpdatePath::Fused {
             self.check_fused(grads)?;
@@ -131,11 +132,24 @@ impl<R: Rule> GroupedOptimizer<R> {
         let parallel = self.slots.len() > 1 && self.elem_count >= fused_step::SERIAL_BELOW;
         // First every gradient is found and checked, so a bad one fails the step before any
         // parameter or state changes.
+        let mut found = self.find_gradients(grads, parallel)?;
+        if path != UpdatePath::Reference {
+            self.step_fused(&mut found, parallel)?;
+        }
+        self.step_reference(found)
+    }
+
+    /// Each parameter's gradient (`None`: frozen, or no gradient this step), checked. One
+    /// vector, written in place (a parallel `collect` into a `Result` builds and merges a list
+    /// of vectors instead). In each batch the lookups go first, then the checks: each is a
+    /// chain of cache misses (hash bucket, then the gradient's metadata), and short independent
+    /// iterations keep many of them in flight.
+    fn find_gradients<'g>(
+        &self,
+        grads: &'g GradStore,
+        parallel: bool,
+    ) -> Result<Vec<Option<Found<'g>>>> {
         let groups = &self.groups;
-        // One vector, written in place by both passes (a parallel `collect` into a `Result`
-        // builds and merges a list of vectors instead). In each batch the lookups go first,
-        // then the checks: each is a chain of cache misses (hash bucket, then the gradient's
-        // metadata), and short independent iterations keep many of them in flight.
         let mut found: Vec<Option<Found<'g>>> = vec![None; self.slots.len()];
         let batch = |(entries, slots): (&mut [Option<Found<'g>>], &[Slot])| -> Result<()> {
             for (entry, slot) in entries.iter_mut().zip(slots) {
@@ -152,78 +166,79 @@ impl<R: Rule> GroupedOptimizer<R> {
         };
         if parallel {
             found
-                .par_chunks_mut(LOOKUP_BATCH)
-                .zip(self.slots.par_chunks(LOOKUP_BATCH))
+                .par_chunks_mut(BATCH)
+                .zip(self.slots.par_chunks(BATCH))
                 .try_for_each(batch)?;
         } else {
             found
-                .chunks_mut(LOOKUP_BATCH)
-                .zip(self.slots.chunks(LOOKUP_BATCH))
+                .chunks_mut(BATCH)
+                .zip(self.slots.chunks(BATCH))
                 .try_for_each(batch)?;
         }
-        let names: Vec<Vec<&'static str>> = if path == UpdatePath::Reference {
-            vec![Vec::new(); groups.len()]
-        } else {
-            groups.iter().map(|g| g.hyper.buffer_names()).collect()
-        };
-        // Then each parameter steps: planned and run on the fused path where eligible, its
-        // entry cleared; the entries left are the reference path's, run below.
-        let fused_step = |(entry, slot): (&mut Option<Found<'g>>, &mut Slot)| -> Result<()> {
+        Ok(found)
+    }
+
+    /// Steps every eligible parameter of `found` on the fused path (planned, readied and run)
+    /// and clears its entry; the entries left are the reference path's.
+    fn step_fused(&mut self, found: &mut [Option<Found<'_>>], parallel: bool) -> Result<()> {
+        let groups = &self.groups;
+        let names: Vec<Vec<&'static str>> = groups.iter().map(|g| g.hyper.buffer_names()).collect();
+        let step = |(entry, slot): (&mut Option<Found<'_>>, &mut Slot)| -> Result<()> {
             let Some(found) = *entry else {
                 return Ok(());
             };
-            slot.state.step += 1;
-            let eligible =
-                path != UpdatePath::Reference && slot.facts.ineligible.is_none() && found.on_cpu;
-            if eligible {
-                if let Some(update) = groups[slot.group].hyper.fused(&mut slot.state) {
-                    let names = &names[slot.group];
-                    fused_step::Job::new(
-                        slot.param.var.as_tensor(),
-                        &slot.facts,
-                        found,
-                        names,
-                        update,
-                        &mut slot.state,
-                        &mut slot.fused,
-                    )
-                    .run()?;
-                    *entry = None;
-                }
+            if slot.facts.ineligible.is_some() || !found.on_cpu {
+                return Ok(());
             }
+            // The plan reads the new step count; a rule without a kernel (`None`) changes no
+            // state (`Rule::fused`), so the count goes back and the reference path counts it.
+            slot.state.step += 1;
+            let Some(update) = groups[slot.group].hyper.fused(&mut slot.state) else {
+                slot.state.step -= 1;
+                return Ok(());
+            };
+            fused_step::Job::new(
+                slot.param.var.as_tensor(),
+                &slot.facts,
+                found,
+                &names[slot.group],
+                update,
+                &mut slot.state,
+                &mut slot.fused,
+            )
+            .run()?;
+            *entry = None;
             Ok(())
         };
-        if parallel {
-            found
-                .par_chunks_mut(LOOKUP_BATCH)
-                .zip(self.slots.par_chunks_mut(LOOKUP_BATCH))
-                .try_for_each(|(entries, slots)| {
-                    // Read the batch's tensor metadata (the lines Candle's in-place op reads
-                    // first) before any kernel streams: independent misses overlap here, where
-                    // one at a time between kernels they would not.
-                    for (entry, slot) in entries.iter().zip(slots.iter()) {
-                        if let Some(found) = entry {
-                            std::hint::black_box((
-                                slot.param.var.as_tensor().is_contiguous(),
-                                found.grad.layout().start_offset(),
-                            ));
-                        }
-                    }
-                    entries
-                        .iter_mut()
-                        .zip(slots.iter_mut())
-                        .try_for_each(fused_step)
-                })?;
-        } else {
-            found
-                .iter_mut()
-                .zip(self.slots.iter_mut())
-                .try_for_each(fused_step)?;
+        if !parallel {
+            return found.iter_mut().zip(&mut self.slots).try_for_each(step);
         }
+        found
+            .par_chunks_mut(BATCH)
+            .zip(self.slots.par_chunks_mut(BATCH))
+            .try_for_each(|(entries, slots)| {
+                // Read the batch's tensor metadata (the lines Candle's in-place op reads first)
+                // before any kernel streams: independent misses overlap here, where one at a
+                // time between kernels they would not.
+                for (entry, slot) in entries.iter().zip(slots.iter()) {
+                    if let Some(found) = entry {
+                        std::hint::black_box((
+                            slot.param.var.as_tensor().is_contiguous(),
+                            found.grad.layout().start_offset(),
+                        ));
+                    }
+                }
+                entries.iter_mut().zip(slots.iter_mut()).try_for_each(step)
+            })
+    }
+
+    /// Steps the parameters left in `found` on the reference path, on the calling thread.
+    fn step_reference(&mut self, found: Vec<Option<Found<'_>>>) -> Result<()> {
         for (slot, found) in self.slots.iter_mut().zip(found) {
             let Some(Found { grad, .. }) = found else {
                 continue;
             };
+            slot.state.step += 1;
             let group = &self.groups[slot.group];
             let param = slot.param.var.as_tensor().detach();
             slot.fused.move_into(&mut slot.state, &slot.facts.dims)?;

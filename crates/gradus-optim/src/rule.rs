@@ -87,7 +87,8 @@ pub trait Rule:
     ///
     /// A rule that returns `Some` also does here whatever [`Rule::update`] does to scalar
     /// state (NAdam's `mu_product`); the kernel then reads and writes the tensor buffers of
-    /// [`Rule::buffer_names`], in that order, with the same arithmetic as `update`.
+    /// [`Rule::buffer_names`], in that order, with the same arithmetic as `update`. A rule
+    /// that returns `None` leaves `state` as it was (the reference path then runs `update`).
     fn fused(&self, state: &mut ParamState) -> Option<FusedUpdate> {
         let _ = state;
         None
