@@ -116,15 +116,9 @@ fn address(t: &Tensor) -> Result<usize> {
 /// Readies the fused step of `job`: moves reference-path buffers into the fused state and
 /// creates missing ones, placed away from the parameter's page offset.
 fn prepare(job: Job<'_>) -> Result<Ready<'_>> {
-    let Job {
-        param,
-        facts,
-        found,
-        names,
-        update,
-        ps,
-        fs,
-    } = job;
+    let (param, facts, names, update, ps, fs) =
+        (job.param, job.facts, job.names, job.update, job.ps, job.fs);
+    let found = job.found;
     if names.len() > 3 {
         return Err(Error::Unsupported(format!(
             "the fused path handles at most 3 state buffers, the rule has {}",
