@@ -262,12 +262,13 @@ fn drop_in_for_candle_nn_trains_a_model_like_candle_does() {
 }
 
 /// A gradient of the wrong shape fails the step before any parameter or state changes, on the
-/// serial path (a small model) and on the parallel one (over 64 Ki elements).
+/// serial path (a small model) and on the parallel one (over 64 Ki elements), when the bad
+/// gradient belongs to a later batch of parameters than the first ones stepped.
 #[test]
 fn a_wrong_gradient_shape_fails_the_step_before_anything_changes() {
-    for len in [3usize, 40_000] {
+    for len in [3usize, 2_000] {
         let dev = Device::Cpu;
-        let params: Vec<NamedVar> = (0..4)
+        let params: Vec<NamedVar> = (0..40)
             .map(|i| {
                 let init = Tensor::arange(0f32, len as f32, &dev)
                     .unwrap()
@@ -292,7 +293,7 @@ fn a_wrong_gradient_shape_fails_the_step_before_anything_changes() {
             .collect();
         let mut bad = GradStore::default();
         for (i, p) in params.iter().enumerate() {
-            let g = if i == 2 {
+            let g = if i == 37 {
                 Tensor::ones(len + 1, DType::F32, &dev).unwrap()
             } else {
                 p.var.as_tensor().ones_like().unwrap()
@@ -303,7 +304,7 @@ fn a_wrong_gradient_shape_fails_the_step_before_anything_changes() {
         assert_eq!(
             err.to_string(),
             format!(
-                "shape mismatch in gradient of `p2`: expected [{len}], got [{}]",
+                "shape mismatch in gradient of `p37`: expected [{len}], got [{}]",
                 len + 1
             )
         );

@@ -318,6 +318,66 @@ fn many_small_tensors_in_parallel_match() {
     }
 }
 
+/// A parallel step (over 64 Ki elements, several batches of parameters) mixing fused (f32,
+/// f64) and reference-path (f16) parameters, with some gradients missing in some steps, leaves
+/// every parameter and state buffer as the reference path alone does, step counts included.
+#[test]
+fn parallel_batches_mix_paths_and_skip_missing_gradients() {
+    let shapes: Vec<Vec<usize>> = (0..45).map(|i| vec![1_700 + 31 * (i % 3)]).collect();
+    let dtypes = [DType::F32, DType::F16, DType::F64];
+    let cfg = AdamConfig {
+        amsgrad: true,
+        weight_decay: 0.01,
+        ..AdamConfig::default()
+    };
+    let (a, b) = (
+        make_vars(&shapes, &dtypes, 11),
+        make_vars(&shapes, &dtypes, 11),
+    );
+    let mut auto = GroupedOptimizer::from_named(a.clone(), cfg.clone()).unwrap();
+    auto.set_update_path(Some(UpdatePath::Auto));
+    let mut reference = GroupedOptimizer::from_named(b.clone(), cfg).unwrap();
+    reference.set_update_path(Some(UpdatePath::Reference));
+    for step in 0..4u64 {
+        let without = |vars: &[NamedVar]| {
+            let mut grads = grads_for(vars, step, 11);
+            for (i, v) in vars.iter().enumerate() {
+                if (i as u64 + step) % 7 == 3 {
+                    grads.remove(v.var.as_tensor());
+                }
+            }
+            grads
+        };
+        auto.apply(&without(&a)).unwrap();
+        reference.apply(&without(&b)).unwrap();
+    }
+    for (x, y) in a.iter().zip(&b) {
+        let tol = tolerance(x.var.dtype());
+        assert_near(
+            &flat(x.var.as_tensor()),
+            &flat(y.var.as_tensor()),
+            tol,
+            &x.name,
+        )
+        .unwrap();
+    }
+    let (sa, sb) = (auto.state_dict().unwrap(), reference.state_dict().unwrap());
+    assert_eq!(
+        sa.names().collect::<Vec<_>>(),
+        sb.names().collect::<Vec<_>>()
+    );
+    for name in sb.names() {
+        let (x, y) = (sa.get(name).unwrap(), sb.get(name).unwrap());
+        let tol = tolerance(y.dtype()).max(1e-12);
+        assert_near(&flat(x), &flat(y), tol, name).unwrap();
+    }
+    // Parameter 3 had no gradient in step 0, parameter 2 none in step 1: 3 steps each.
+    for p in ["p2", "p3"] {
+        let steps = sa.get(&format!("{p}.step")).unwrap();
+        assert_eq!(steps.to_scalar::<f64>().unwrap(), 3.0, "{p}");
+    }
+}
+
 /// The specialized kernels are bit-identical to the reference path (`x · 1 = x`,
 /// `x · -1 = -x`), checked on a parallel step with weight decay and `maximize`.
 #[test]
