@@ -305,9 +305,9 @@ pub struct Row {
     /// For 1000x10000: this time over the same optimizer and path at 1x10000000 (medians of
     /// two separate measurements).
     pub vs_one_tensor: Option<f64>,
-    /// For 1000x10000 on the fused path: the median over interleaved pairs of (many-tensor
-    /// step time / one-tensor step time), each pair timed back to back, so that the machine's
-    /// shifts in memory bandwidth between measurements cancel.
+    /// For 1000x10000 on the fused path and the in-place floor: the median over interleaved
+    /// pairs of (many-tensor step time / one-tensor step time), each pair timed back to back,
+    /// so that the machine's shifts in memory bandwidth between measurements cancel.
     pub vs_one_tensor_paired: Option<f64>,
 }
 
