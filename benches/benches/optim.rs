@@ -169,11 +169,7 @@ fn paired(rec: &Recorder, key: &str, pairs: usize, mut one: impl FnMut(), mut ma
 /// affects both sides of each ratio alike.
 fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
     let layouts = layouts(mode);
-    let pairs = match mode {
-        Mode::Test => 2,
-        Mode::Quick => 40,
-        Mode::Full => 150,
-    };
+    let pairs = mode.pairs();
     for many in layouts.iter().filter(|l| l.count > 1) {
         let Some(one) = layouts
             .iter()
@@ -213,11 +209,7 @@ fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
 /// same streams and total, timed in back-to-back pairs like [`bench_many_vs_one`]: the probe
 /// ratio with the machine's bandwidth shifts cancelled.
 fn bench_vs_probe(mode: Mode, rec: &Recorder) {
-    let pairs = match mode {
-        Mode::Test => 2,
-        Mode::Quick => 40,
-        Mode::Full => 150,
-    };
+    let pairs = mode.pairs();
     for layout in layouts(mode) {
         let l = layout.name;
         for &(name, state) in OPTIMIZERS {

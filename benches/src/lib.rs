@@ -44,6 +44,15 @@ impl Mode {
             Mode::Full => Duration::from_secs(3),
         }
     }
+
+    /// How many back-to-back pairs a paired ratio takes its median over.
+    pub fn pairs(self) -> usize {
+        match self {
+            Mode::Test => 2,
+            Mode::Quick => 40,
+            Mode::Full => 150,
+        }
+    }
 }
 
 /// A set of tensors of equal length: `count` × `len` f32 elements.

@@ -437,6 +437,7 @@ impl ClipConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::norm_strategy;
     use candle_core::Device;
     use proptest::prelude::*;
     use serde_json::json;
@@ -580,15 +581,6 @@ mod tests {
 
     fn grads_strategy() -> impl Strategy<Value = Vec<Vec<f64>>> {
         prop::collection::vec(prop::collection::vec(-100.0f64..100.0, 1..6), 1..4)
-    }
-
-    fn norm_strategy() -> impl Strategy<Value = NormType> {
-        prop_oneof![
-            Just(NormType::Inf),
-            Just(NormType::P(2.0)),
-            Just(NormType::P(1.0)),
-            (0.5f64..4.0).prop_map(NormType::P)
-        ]
     }
 
     proptest! {

@@ -4,8 +4,19 @@ use candle_core::{Device, Var};
 use gradus_core::NamedVar;
 use proptest::prelude::*;
 
+use crate::clip::NormType;
 use crate::grouped::GroupedOptimizer;
 use crate::rule::Rule;
+
+/// A norm order: infinity, 2, 1, or any p in [0.5, 4).
+pub fn norm_strategy() -> impl Strategy<Value = NormType> {
+    prop_oneof![
+        Just(NormType::Inf),
+        Just(NormType::P(2.0)),
+        Just(NormType::P(1.0)),
+        (0.5f64..4.0).prop_map(NormType::P)
+    ]
+}
 
 /// One or two small f64 parameter vectors with moderate values.
 pub fn small_params() -> impl Strategy<Value = Vec<Vec<f64>>> {

@@ -317,6 +317,7 @@ mod tests {
 
     use crate::clip::{clip_grad_norm, clip_grad_value, NormType};
     use crate::fused::{with_default_path, UpdatePath};
+    use crate::testing::norm_strategy;
 
     /// One gradient: values, dtype, and whether it is stored transposed (strided, ineligible).
     type Spec = (Vec<f64>, bool, bool);
@@ -379,15 +380,6 @@ mod tests {
                 .collect();
             (vals, f, s)
         })
-    }
-
-    fn norm_strategy() -> impl Strategy<Value = NormType> {
-        prop_oneof![
-            Just(NormType::Inf),
-            Just(NormType::P(2.0)),
-            Just(NormType::P(1.0)),
-            (0.5f64..4.0).prop_map(NormType::P)
-        ]
     }
 
     proptest! {
