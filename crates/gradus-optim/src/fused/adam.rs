@@ -1,6 +1,7 @@
 //! Fused Adam, AMSGrad and AdamW (coupled or decoupled weight decay, maximize).
 
 use crate::adam::AdamStep;
+use crate::fused::moments::{Decay, Moments};
 use crate::fused::sgd::{effective_grad, sign, specialize2};
 use crate::fused::{Elem, FusedUpdate};
 use crate::rule::ParamState;
@@ -47,14 +48,8 @@ impl AdamStepCoef {
         let n = p.len();
         let [a, b, c] = s;
         let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let has_wd = self.weight_decay != 0.0;
-        let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
-        let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
-        let (b1, b2, one_b2) = (
-            T::of(1.0 - self.beta1),
-            T::of(self.beta2),
-            T::of(1.0 - self.beta2),
-        );
+        let decay = Decay::<T>::new(self.weight_decay, self.decay_factor, self.decoupled);
+        let moments = Moments::<T>::new(self.beta1, self.beta2);
         let (inv_bc2, eps, step) = (
             T::of(self.inv_bias_correction2_sqrt),
             T::of(self.eps),
@@ -67,22 +62,19 @@ impl AdamStepCoef {
         };
         specialize2(
             self.maximize,
-            coupled,
+            decay.coupled,
             #[inline(always)]
             |maximize, coupled| {
                 specialize2(
-                    decoupled,
+                    decay.decoupled,
                     self.amsgrad,
                     #[inline(always)]
                     |decoupled, amsgrad| {
                         let sg = sign::<T>(maximize);
                         for i in 0..n {
-                            let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                            let pi = if decoupled { p[i] * decay } else { p[i] };
-                            let mi = m[i] + (gi - m[i]) * b1;
-                            m[i] = mi;
-                            let vi = v[i] * b2 + gi * gi * one_b2;
-                            v[i] = vi;
+                            let gi = effective_grad(g[i], p[i], sg, decay.wd, coupled);
+                            let pi = decay.param(p[i], decoupled);
+                            let (mi, vi) = moments.update(&mut m[i], &mut v[i], gi);
                             let xi = if amsgrad {
                                 let xi = T::max_of(vmax[i], vi);
                                 vmax[i] = xi;

@@ -21,6 +21,7 @@ pub mod aligned;
 pub mod clip;
 pub mod elem;
 mod kernels;
+mod moments;
 pub(crate) mod step;
 
 pub mod adadelta;

@@ -1,5 +1,6 @@
 //! Fused NAdam (coupled or decoupled weight decay, maximize).
 
+use crate::fused::moments::{Decay, Moments};
 use crate::fused::sgd::{effective_grad, sign, specialize3};
 use crate::fused::{Elem, FusedUpdate};
 use crate::nadam::NadamConfig;
@@ -49,30 +50,21 @@ impl NadamStep {
         let n = p.len();
         let [a, b, _] = s;
         let (g, m, v) = (&g[..n], &mut a[..n], &mut b[..n]);
-        let has_wd = self.weight_decay != 0.0;
-        let (coupled, decoupled) = (has_wd && !self.decoupled, has_wd && self.decoupled);
-        let (wd, decay) = (T::of(self.weight_decay), T::of(self.decay_factor));
-        let (b1, b2, one_b2) = (
-            T::of(1.0 - self.beta1),
-            T::of(self.beta2),
-            T::of(1.0 - self.beta2),
-        );
+        let decay = Decay::<T>::new(self.weight_decay, self.decay_factor, self.decoupled);
+        let moments = Moments::<T>::new(self.beta1, self.beta2);
         let (inv_bc2, eps) = (T::of(self.inv_bias_correction2), T::of(self.eps));
         let (gc, mc) = (T::of(self.grad_coef), T::of(self.m_coef));
         specialize3(
             self.maximize,
-            coupled,
-            decoupled,
+            decay.coupled,
+            decay.decoupled,
             #[inline(always)]
             |maximize, coupled, decoupled| {
                 let sg = sign::<T>(maximize);
                 for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, wd, coupled);
-                    let pi = if decoupled { p[i] * decay } else { p[i] };
-                    let mi = m[i] + (gi - m[i]) * b1;
-                    m[i] = mi;
-                    let vi = v[i] * b2 + gi * gi * one_b2;
-                    v[i] = vi;
+                    let gi = effective_grad(g[i], p[i], sg, decay.wd, coupled);
+                    let pi = decay.param(p[i], decoupled);
+                    let (mi, vi) = moments.update(&mut m[i], &mut v[i], gi);
                     let denom = (vi * inv_bc2).sqrt() + eps;
                     let pi = pi - gi / denom * gc;
                     p[i] = pi - mi / denom * mc;
