@@ -123,16 +123,17 @@ impl<R: Rule> GroupedOptimizer<R> {
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
     pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
         let path = self.update_path();
-        if path == UpdatePath::Fused {
-            self.check_fused(grads)?;
-        }
         // Both passes run over the parameters in parallel when the step is large enough:
         // with many small tensors the per-tensor bookkeeping (cold metadata after the previous
         // step streamed the caches) costs as much as their data, and it spreads over threads.
         let parallel = self.slots.len() > 1 && self.elem_count >= fused_step::SERIAL_BELOW;
-        // First every gradient is found and checked, so a bad one fails the step before any
+        // First every gradient is found and checked (and, with the path forced to fused, every
+        // parameter to update found eligible), so a bad one fails the step before any
         // parameter or state changes.
         let mut found = self.find_gradients(grads, parallel)?;
+        if path == UpdatePath::Fused {
+            self.check_fused(&found)?;
+        }
         if path != UpdatePath::Reference {
             self.step_fused(&mut found, parallel)?;
         }
@@ -254,36 +255,38 @@ impl<R: Rule> GroupedOptimizer<R> {
     }
 
     /// With the path forced to fused: every parameter that would be updated must be eligible.
-    fn check_fused(&self, grads: &GradStore) -> Result<()> {
-        for slot in &self.slots {
-            let group = &self.groups[slot.group];
-            let Some(grad) = grads.get_id(slot.facts.id) else {
+    fn check_fused(&self, found: &[Option<Found<'_>>]) -> Result<()> {
+        // Whether a group's rule has a kernel does not depend on the parameter: asked once.
+        let has_kernel: Vec<bool> = self
+            .groups
+            .iter()
+            .map(|g| {
+                g.hyper
+                    .fused(&mut ParamState {
+                        step: 1,
+                        ..ParamState::default()
+                    })
+                    .is_some()
+            })
+            .collect();
+        for (slot, found) in self.slots.iter().zip(found) {
+            // Frozen parameters and those without a gradient have no entry: nothing to update.
+            let Some(found) = found else {
                 continue;
             };
-            let why = if group.frozen {
-                None
-            } else if let Some(why) = &slot.facts.ineligible {
-                Some(why.clone())
-            } else if !grad.device().is_cpu() {
-                Some("its gradient is not on the CPU".to_string())
-            } else if group
-                .hyper
-                .fused(&mut ParamState {
-                    step: 1,
-                    ..ParamState::default()
-                })
-                .is_none()
-            {
-                Some(format!("`{}` has no fused kernel", R::NAME))
+            let why = if let Some(why) = &slot.facts.ineligible {
+                why.clone()
+            } else if !found.on_cpu {
+                "its gradient is not on the CPU".to_string()
+            } else if !has_kernel[slot.group] {
+                format!("`{}` has no fused kernel", R::NAME)
             } else {
-                None
+                continue;
             };
-            if let Some(why) = why {
-                return Err(Error::Unsupported(format!(
-                    "the fused path cannot update `{}`: {why}; use the auto or reference path",
-                    slot.param.name
-                )));
-            }
+            return Err(Error::Unsupported(format!(
+                "the fused path cannot update `{}`: {why}; use the auto or reference path",
+                slot.param.name
+            )));
         }
         Ok(())
     }
