@@ -11,7 +11,6 @@ use gradus_benches::mlp::{fused_adam_step_ms, Mlp};
 use gradus_benches::{out_dir, AllocReport, MemRow, MlpRow, Mode};
 use gradus_core::NamedVar;
 use gradus_optim::clip::{clip_grad_norm, NormType};
-use gradus_optim::fused::with_default_path;
 use gradus_optim::{build_optimizer, UpdatePath};
 
 #[global_allocator]
@@ -47,11 +46,9 @@ fn memory(mode: Mode) -> Vec<MemRow> {
                 .collect();
             let mut o =
                 build_optimizer(&serde_json::json!({ "type": opt }), "optimizer", &named).unwrap();
-            with_default_path(UpdatePath::Fused, || {
-                o.step(&grads).unwrap(); // creates the state
-            });
-            let stats =
-                measure(|| with_default_path(UpdatePath::Fused, || o.step(&grads).unwrap()));
+            o.set_update_path(UpdatePath::Fused).unwrap();
+            o.step(&grads).unwrap(); // creates the state
+            let stats = measure(|| o.step(&grads).unwrap());
             rows.push(MemRow {
                 what: format!("{opt} fused step"),
                 layout: name.into(),
@@ -63,7 +60,15 @@ fn memory(mode: Mode) -> Vec<MemRow> {
         }
         let (vars, mut grads) = params(count, len);
         let stats = measure(|| {
-            clip_grad_norm(&vars, &mut grads, 1e-3, NormType::P(2.0), false).unwrap();
+            clip_grad_norm(
+                &vars,
+                &mut grads,
+                1e-3,
+                NormType::P(2.0),
+                false,
+                UpdatePath::Fused,
+            )
+            .unwrap();
         });
         rows.push(MemRow {
             what: "clip_grad_norm fused (scaling)".into(),
@@ -76,7 +81,7 @@ fn memory(mode: Mode) -> Vec<MemRow> {
     }
     let mlp = Mlp::new(if mode == Mode::Test { 4 } else { 128 });
     let mut opt = gradus_optim::Adam::new(mlp.varmap.all_vars(), Default::default()).unwrap();
-    opt.set_update_path(Some(UpdatePath::Fused));
+    opt.set_update_path(UpdatePath::Fused);
     opt.apply(&mlp.grads()).unwrap();
     let params: usize = mlp.varmap.all_vars().iter().map(|v| v.elem_count()).sum();
     let grads = mlp.grads();

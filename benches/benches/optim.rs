@@ -15,8 +15,9 @@ use gradus_benches::{
     Probe, Recorder, Row,
 };
 use gradus_core::NamedVar;
-use gradus_optim::fused::with_default_path;
 use gradus_optim::{build_optimizer, UpdatePath};
+// Links the plugin crate so that its `lion` registration is kept.
+use custom_optimizer as _;
 
 /// Optimizer names (registry) and their state buffers under default hyperparameters.
 const OPTIMIZERS: &[(&str, usize)] = &[
@@ -29,6 +30,8 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("radam", 2),
     ("adamax", 2),
     ("adadelta", 2),
+    // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
+    ("lion", 1),
 ];
 
 fn params(layout: Layout) -> (Vec<Var>, GradStore) {
@@ -89,6 +92,7 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                 let (vars, grads) = params(layout);
                 let config = serde_json::json!({ "type": name });
                 let mut opt = build_optimizer(&config, "optimizer", &named(&vars)).unwrap();
+                opt.set_update_path(path).unwrap();
                 let id = format!("{name}/{label}/{}", layout.name);
                 // Slow paths: one step per sample.
                 group.measurement_time(if path == UpdatePath::Fused {
@@ -98,13 +102,7 @@ fn bench_steps(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                 });
                 group.bench_function(
                     BenchmarkId::new(format!("{name}/{label}"), layout.name),
-                    |b| {
-                        b.iter_custom(|iters| {
-                            with_default_path(path, || {
-                                timed(rec, &id, iters, || opt.step(&grads).unwrap())
-                            })
-                        })
-                    },
+                    |b| b.iter_custom(|iters| timed(rec, &id, iters, || opt.step(&grads).unwrap())),
                 );
             }
         }
@@ -183,15 +181,15 @@ fn bench_many_vs_one(mode: Mode, rec: &Recorder) {
             let (many_vars, many_grads) = params(*many);
             let mut one_opt = build_optimizer(&config, "optimizer", &named(&one_vars)).unwrap();
             let mut many_opt = build_optimizer(&config, "optimizer", &named(&many_vars)).unwrap();
-            with_default_path(UpdatePath::Fused, || {
-                paired(
-                    rec,
-                    &format!("{name}/paired/{}", many.name),
-                    pairs,
-                    || one_opt.step(&one_grads).unwrap(),
-                    || many_opt.step(&many_grads).unwrap(),
-                )
-            });
+            one_opt.set_update_path(UpdatePath::Fused).unwrap();
+            many_opt.set_update_path(UpdatePath::Fused).unwrap();
+            paired(
+                rec,
+                &format!("{name}/paired/{}", many.name),
+                pairs,
+                || one_opt.step(&one_grads).unwrap(),
+                || many_opt.step(&many_grads).unwrap(),
+            );
         }
         let (one_vars, one_grads) = params(*one);
         let (many_vars, many_grads) = params(*many);
@@ -216,16 +214,15 @@ fn bench_vs_probe(mode: Mode, rec: &Recorder) {
             let config = serde_json::json!({ "type": name });
             let (vars, grads) = params(layout);
             let mut opt = build_optimizer(&config, "optimizer", &named(&vars)).unwrap();
+            opt.set_update_path(UpdatePath::Fused).unwrap();
             let mut probe = Probe::new(layout.total(), state);
-            with_default_path(UpdatePath::Fused, || {
-                paired(
-                    rec,
-                    &format!("{name}/fused/probe_paired/{l}"),
-                    pairs,
-                    || probe.run(),
-                    || opt.step(&grads).unwrap(),
-                )
-            });
+            paired(
+                rec,
+                &format!("{name}/fused/probe_paired/{l}"),
+                pairs,
+                || probe.run(),
+                || opt.step(&grads).unwrap(),
+            );
         }
         let (vars, grads) = params(layout);
         let mut probe = Probe::new(layout.total(), 0);
@@ -243,8 +240,8 @@ fn bench_vs_probe(mode: Mode, rec: &Recorder) {
 /// tensor per gradient (`GradStore::insert`), and the tensor-op path. Each timed call is
 /// followed by an untimed doubling so that the gradients keep their magnitude.
 fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
+    use gradus_optim::clip::kernels::{norm, scale_in_place, scaled_copy};
     use gradus_optim::clip::{clip_grad_norm, NormType};
-    use gradus_optim::fused::clip::{norm, scale_in_place, scaled_copy};
     for layout in layouts(mode) {
         let mut group = c.benchmark_group(format!("clip/{}", layout.name));
         group.sampling_mode(SamplingMode::Flat).sample_size(10);
@@ -264,8 +261,15 @@ fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                         let t0 = Instant::now();
                         match label {
                             "fused" => {
-                                clip_grad_norm(&vars, &mut grads, 1e-3, NormType::P(2.0), false)
-                                    .unwrap();
+                                clip_grad_norm(
+                                    &vars,
+                                    &mut grads,
+                                    1e-3,
+                                    NormType::P(2.0),
+                                    false,
+                                    UpdatePath::Fused,
+                                )
+                                .unwrap();
                             }
                             "fused_copy" => {
                                 let gs: Vec<Tensor> = vars
@@ -285,10 +289,17 @@ fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                                     grads.insert(v.as_tensor(), new);
                                 }
                             }
-                            _ => with_default_path(UpdatePath::Reference, || {
-                                clip_grad_norm(&vars, &mut grads, 1e-3, NormType::P(2.0), false)
-                                    .unwrap();
-                            }),
+                            _ => {
+                                clip_grad_norm(
+                                    &vars,
+                                    &mut grads,
+                                    1e-3,
+                                    NormType::P(2.0),
+                                    false,
+                                    UpdatePath::Reference,
+                                )
+                                .unwrap();
+                            }
                         }
                         let dt = t0.elapsed();
                         rec.push(&id, dt, 1);
@@ -338,7 +349,7 @@ fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
             } else {
                 UpdatePath::Reference
             };
-            opt.set_update_path(Some(path));
+            opt.set_update_path(path);
             gradus = Some(opt);
         }
         let (step_id, opt_id) = (format!("mlp/{kind}/step"), format!("mlp/{kind}/opt"));

@@ -56,7 +56,7 @@ impl Mlp {
 pub fn fused_adam_step_ms(batch: usize, steps: usize) -> (f64, f64) {
     let mlp = Mlp::new(batch);
     let mut opt = gradus_optim::Adam::new(mlp.varmap.all_vars(), Default::default()).unwrap();
-    opt.set_update_path(Some(gradus_optim::UpdatePath::Fused));
+    opt.set_update_path(gradus_optim::UpdatePath::Fused);
     let (mut step, mut optim) = (Vec::new(), Vec::new());
     for i in 0..steps + 3 {
         let t0 = Instant::now();

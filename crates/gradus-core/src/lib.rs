@@ -16,7 +16,7 @@ pub mod state_dict;
 pub mod suggest;
 
 pub use error::{Error, Result};
-pub use plugin::optimizer::{NamedVar, Optimizer};
+pub use plugin::optimizer::{NamedVar, Optimizer, UpdatePath};
 pub use rng::SeededRng;
 pub use state_dict::StateDict;
 

@@ -2,6 +2,8 @@
 //!
 //! It is public so that a plugin crate can run it on its own optimizers (see
 //! `examples/custom-optimizer`). Each check returns `Err` with a message instead of panicking.
+//! [`check_all`] runs every check on each path the optimizer has (the reference path, and the
+//! fused path when its rule has a kernel) and checks that the two paths agree.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
@@ -9,7 +11,8 @@ use gradus_core::registry::{entries, OptimizerKind};
 use gradus_core::{Error, NamedVar, Result};
 use serde_json::{json, Value};
 
-use crate::build::build_optimizer;
+use crate::engine::build::build_optimizer;
+use crate::engine::path::UpdatePath;
 
 fn fail(name: &str, message: String) -> Error {
     Error::Unsupported(format!("conformance of `{name}`: {message}"))
@@ -21,6 +24,18 @@ fn config(name: &str, lr: Option<f64>) -> Value {
         c["lr"] = json!(lr);
     }
     c
+}
+
+/// Builds optimizer `name` over `params` from `config` and puts it on `path` (through the
+/// `Optimizer` trait, so that plugins not built on `Rule` take part too).
+fn build_on(
+    config: &Value,
+    path: UpdatePath,
+    params: &[NamedVar],
+) -> Result<Box<dyn gradus_core::Optimizer>> {
+    let mut opt = build_optimizer(config, "optimizer", params)?;
+    opt.set_update_path(path)?;
+    Ok(opt)
 }
 
 fn vars(dtype: DType) -> Result<Vec<NamedVar>> {
@@ -67,10 +82,10 @@ fn values(params: &[NamedVar]) -> Result<Vec<Vec<u64>>> {
 }
 
 /// Builds from its defaults, keeps shapes and dtypes, and stays finite over 20 steps.
-pub fn check_defaults_shapes_finite(name: &str) -> Result<()> {
+pub fn check_defaults_shapes_finite(name: &str, path: UpdatePath) -> Result<()> {
     for dtype in [DType::F32, DType::F64] {
         let params = vars(dtype)?;
-        let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+        let mut opt = build_on(&config(name, None), path, &params)?;
         let shapes: Vec<Vec<usize>> = params.iter().map(|p| p.var.dims().to_vec()).collect();
         for _ in 0..20 {
             opt.step(&grads_for(&params)?)?;
@@ -97,6 +112,7 @@ pub fn check_defaults_shapes_finite(name: &str) -> Result<()> {
 /// ratio final/initial loss.
 fn best_ratio(
     name: &str,
+    path: UpdatePath,
     start: &[f64],
     steps: usize,
     loss: fn(&Tensor) -> Result<Tensor>,
@@ -105,7 +121,7 @@ fn best_ratio(
     for lr in [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0] {
         let x = Var::new(start, &Device::Cpu)?;
         let params = vec![NamedVar::new("x", x.clone())];
-        let mut opt = build_optimizer(&config(name, Some(lr)), "optimizer", &params)?;
+        let mut opt = build_on(&config(name, Some(lr)), path, &params)?;
         let initial = loss(x.as_tensor())?.to_scalar::<f64>()?;
         for _ in 0..steps {
             let l = loss(x.as_tensor())?;
@@ -135,15 +151,15 @@ fn rosenbrock(x: &Tensor) -> Result<Tensor> {
 
 /// Reduces an ill-conditioned quadratic by 100x and Rosenbrock (from (−1, 1)) by 10x within
 /// 1,000 (quadratic) or 3,000 (Rosenbrock) steps, for at least one learning rate of a fixed grid.
-pub fn check_convergence(name: &str) -> Result<()> {
-    let q = best_ratio(name, &[1.0, 1.0, 1.0], 1000, quadratic)?;
+pub fn check_convergence(name: &str, path: UpdatePath) -> Result<()> {
+    let q = best_ratio(name, path, &[1.0, 1.0, 1.0], 1000, quadratic)?;
     if q > 1e-2 {
         return Err(fail(
             name,
             format!("quadratic only reduced to {q:.3e} of its start"),
         ));
     }
-    let r = best_ratio(name, &[-1.0, 1.0], 3000, rosenbrock)?;
+    let r = best_ratio(name, path, &[-1.0, 1.0], 3000, rosenbrock)?;
     if r > 1e-1 {
         return Err(fail(
             name,
@@ -155,14 +171,14 @@ pub fn check_convergence(name: &str) -> Result<()> {
 
 /// Saves state after 5 steps to a safetensors file, loads it into a fresh optimizer over a copy
 /// of the parameters, and checks that the next 3 steps are bit-identical.
-pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
+pub fn check_state_round_trip(name: &str, path: UpdatePath, dir: &std::path::Path) -> Result<()> {
     let params = vars(DType::F64)?;
-    let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+    let mut opt = build_on(&config(name, None), path, &params)?;
     for _ in 0..5 {
         opt.step(&grads_for(&params)?)?;
     }
-    let path = dir.join(format!("{name}.safetensors"));
-    opt.state_dict()?.save(&path)?;
+    let file = dir.join(format!("{name}-{path}.safetensors"));
+    opt.state_dict()?.save(&file)?;
     let copies = params
         .iter()
         .map(|p| {
@@ -172,15 +188,15 @@ pub fn check_state_round_trip(name: &str, dir: &std::path::Path) -> Result<()> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut resumed = build_optimizer(&config(name, None), "optimizer", &copies)?;
-    resumed.load_state_dict(&gradus_core::StateDict::load(&path, &Device::Cpu)?)?;
+    let mut resumed = build_on(&config(name, None), path, &copies)?;
+    resumed.load_state_dict(&gradus_core::StateDict::load(&file, &Device::Cpu)?)?;
     for step in 0..3 {
         opt.step(&grads_for(&params)?)?;
         resumed.step(&grads_for(&copies)?)?;
         if values(&params)? != values(&copies)? {
             return Err(fail(
                 name,
-                format!("resumed run diverged at step {step} after loading"),
+                format!("resumed run diverged at step {step} after loading ({path} path)"),
             ));
         }
     }
@@ -195,9 +211,62 @@ pub fn registered() -> Result<Vec<&'static str>> {
         .collect())
 }
 
-/// Runs every check on optimizer `name`.
+/// Whether optimizer `name` has a fused kernel (its config accepts `"path": "fused"`).
+pub fn has_fused_path(name: &str) -> Result<bool> {
+    let params = vars(DType::F64)?;
+    let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+    Ok(opt.set_update_path(UpdatePath::Fused).is_ok())
+}
+
+/// The fused and the reference path agree over 10 steps in f64 (parameters within 1e-10
+/// relative) and export the same state-dict keys.
+pub fn check_paths_agree(name: &str) -> Result<()> {
+    let run = |path: UpdatePath| -> Result<(Vec<Vec<f64>>, Vec<String>)> {
+        let params = vars(DType::F64)?;
+        let mut opt = build_on(&config(name, None), path, &params)?;
+        for _ in 0..10 {
+            opt.step(&grads_for(&params)?)?;
+        }
+        let values = values(&params)?
+            .into_iter()
+            .map(|bits| bits.into_iter().map(f64::from_bits).collect())
+            .collect();
+        let keys = opt.state_dict()?.names().map(str::to_string).collect();
+        Ok((values, keys))
+    };
+    let (fused, fused_keys) = run(UpdatePath::Fused)?;
+    let (reference, reference_keys) = run(UpdatePath::Reference)?;
+    if fused_keys != reference_keys {
+        return Err(fail(
+            name,
+            format!("state keys differ: fused {fused_keys:?}, reference {reference_keys:?}"),
+        ));
+    }
+    for (f, r) in fused.iter().flatten().zip(reference.iter().flatten()) {
+        if (f - r).abs() > 1e-10 * f.abs().max(r.abs()).max(1e-3) {
+            return Err(fail(
+                name,
+                format!("fused and reference paths disagree: {f} vs {r}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Runs every check on optimizer `name`, on each of its paths, and checks that they agree.
 pub fn check_all(name: &str, dir: &std::path::Path) -> Result<()> {
-    check_defaults_shapes_finite(name)?;
-    check_convergence(name)?;
-    check_state_round_trip(name, dir)
+    let fused = has_fused_path(name)?;
+    let mut paths = vec![UpdatePath::Reference];
+    if fused {
+        paths.push(UpdatePath::Fused);
+    }
+    for path in paths {
+        check_defaults_shapes_finite(name, path)?;
+        check_convergence(name, path)?;
+        check_state_round_trip(name, path, dir)?;
+    }
+    if fused {
+        check_paths_agree(name)?;
+    }
+    Ok(())
 }

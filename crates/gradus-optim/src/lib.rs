@@ -1,9 +1,16 @@
 //! Gradus optimizers: the classic family, PyTorch-exact, as registry plugins and as drop-ins
 //! for `candle_nn::Optimizer`; gradient clipping, accumulation and the non-finite guard.
 //!
-//! Each optimizer is a config type implementing [`Rule`] (its per-parameter update), run by
-//! the one adaptor [`GroupedOptimizer`] (groups, state, hyperparameters). Switching a Candle
-//! program from `candle_nn::AdamW` is a one-type change:
+//! Each optimizer is a config type implementing [`Rule`] (its per-step coefficients, its
+//! reference update and, optionally, its fused CPU [`Kernel`]), run by the one adaptor
+//! [`GroupedOptimizer`] (groups, state, hyperparameters, the update path). The crate has three
+//! parts, and dependencies point one way (rules and controls use the engine, never the reverse):
+//!
+//! - [`engine`]: the rule and kernel traits, the grouped adaptor, the fused path's machinery;
+//! - [`rules`]: the built-in algorithms, one file each;
+//! - [`controls`]: clipping, accumulation and the non-finite guard.
+//!
+//! Switching a Candle program from `candle_nn::AdamW` is a one-type change:
 //!
 //! ```
 //! use candle_core::{DType, Device, Tensor};
@@ -23,44 +30,36 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod accumulate;
-pub mod adadelta;
-pub mod adagrad;
-pub mod adam;
-pub mod adamax;
-pub mod adamw;
-pub mod build;
-pub mod clip;
 pub mod conformance;
-pub mod decay;
-pub mod fused;
-pub mod grouped;
-pub mod groups;
-pub mod guard;
-pub mod moments;
-pub mod nadam;
-pub mod radam;
+pub mod controls;
+pub mod engine;
 pub mod replay;
-pub mod rmsprop;
-pub mod rule;
-pub mod sgd;
-mod slot;
+pub mod rules;
 pub mod validate;
 
 #[cfg(test)]
 mod testing;
 
-pub use adadelta::{Adadelta, AdadeltaConfig};
-pub use adagrad::{Adagrad, AdagradConfig};
-pub use adam::{Adam, AdamConfig};
-pub use adamax::{Adamax, AdamaxConfig};
-pub use adamw::{AdamW, AdamWConfig};
-pub use build::build_optimizer;
-pub use fused::UpdatePath;
-pub use grouped::GroupedOptimizer;
-pub use groups::GroupSpec;
-pub use nadam::{Nadam, NadamConfig};
-pub use radam::{Radam, RadamConfig};
-pub use rmsprop::{Rmsprop, RmspropConfig};
-pub use rule::{ParamState, Rule};
-pub use sgd::{Sgd, SgdConfig};
+// The modules' earlier paths (`gradus_optim::adam`, `gradus_optim::clip`, ...) stay valid.
+pub use controls::{accumulate, clip, guard};
+pub use engine::{build, grouped, groups, rule};
+pub use rules::{
+    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, sgd,
+};
+
+pub use engine::build::build_optimizer;
+pub use engine::elem::Elem;
+pub use engine::grouped::GroupedOptimizer;
+pub use engine::groups::GroupSpec;
+pub use engine::kernel::{Chunk, Kernel, NoKernel, Sums, MAX_BUFFERS};
+pub use engine::path::UpdatePath;
+pub use engine::rule::{Buffers, ParamState, Rule, Scalars};
+pub use rules::adadelta::{Adadelta, AdadeltaConfig};
+pub use rules::adagrad::{Adagrad, AdagradConfig};
+pub use rules::adam::{Adam, AdamConfig};
+pub use rules::adamax::{Adamax, AdamaxConfig};
+pub use rules::adamw::{AdamW, AdamWConfig};
+pub use rules::nadam::{Nadam, NadamConfig};
+pub use rules::radam::{Radam, RadamConfig};
+pub use rules::rmsprop::{Rmsprop, RmspropConfig};
+pub use rules::sgd::{Sgd, SgdConfig};

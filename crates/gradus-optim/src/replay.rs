@@ -8,7 +8,8 @@ use gradus_core::{Error, NamedVar, Optimizer, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::build::build_optimizer;
+use crate::engine::build::build_optimizer;
+use crate::engine::path::UpdatePath;
 
 /// One parameter's initial value: shape and row-major data (shape `[]` is a scalar).
 #[derive(Debug, Clone, Deserialize)]
@@ -95,10 +96,19 @@ impl Case {
     }
 }
 
-/// Builds the case's optimizer and runs it over every recorded gradient.
-pub fn replay(case: &Case, dtype: DType, hooks: &mut dyn ReplayHooks) -> Result<Trajectory> {
+/// Builds the case's optimizer and runs it over every recorded gradient, on `path` when given
+/// (else on the path of the case's optimizer config, `auto` by default).
+pub fn replay(
+    case: &Case,
+    dtype: DType,
+    path: Option<UpdatePath>,
+    hooks: &mut dyn ReplayHooks,
+) -> Result<Trajectory> {
     let params = case.variables(dtype)?;
     let mut optimizer = build_optimizer(&case.optimizer, "optimizer", &params)?;
+    if let Some(path) = path {
+        optimizer.set_update_path(path)?;
+    }
     replay_with(case, &params, optimizer.as_mut(), hooks)
 }
 

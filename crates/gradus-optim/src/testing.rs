@@ -5,8 +5,8 @@ use gradus_core::NamedVar;
 use proptest::prelude::*;
 
 use crate::clip::NormType;
-use crate::grouped::GroupedOptimizer;
-use crate::rule::Rule;
+use crate::engine::grouped::GroupedOptimizer;
+use crate::engine::rule::Rule;
 
 /// A norm order: infinity, 2, 1, or any p in [0.5, 4).
 pub fn norm_strategy() -> impl Strategy<Value = NormType> {

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use candle_core::DType;
-use gradus_optim::fused::with_default_path;
 use gradus_optim::replay::{replay, Case, NoHooks};
 use gradus_optim::UpdatePath;
 use serde_json::Value;
@@ -54,7 +53,7 @@ fn plain_optimizer_trajectories_match_pytorch() {
             (DType::F32, "f32", 1e-5, UpdatePath::Fused, "fused"),
         ];
         for (dtype, label, tol, path, path_label) in runs {
-            let got = with_default_path(path, || replay(&case, dtype, &mut NoHooks)).unwrap();
+            let got = replay(&case, dtype, Some(path), &mut NoHooks).unwrap();
             assert_eq!(got.params.len(), expected.len(), "{name}");
             let mut max = 0.0f64;
             for (step, (g, e)) in got.params.iter().zip(&expected).enumerate() {

@@ -81,9 +81,9 @@ enum Command {
         /// Parameter dtype.
         #[arg(long, value_enum, default_value_t = Precision::F64)]
         dtype: Precision,
-        /// Update implementation.
-        #[arg(long, value_enum, default_value_t = UpdatePath::Auto)]
-        path: UpdatePath,
+        /// Update implementation of the optimizer and the clipping (default: the `path` of the case's optimizer and clip configs, `auto` if absent).
+        #[arg(long, value_enum)]
+        path: Option<UpdatePath>,
     },
 }
 

@@ -25,8 +25,23 @@ pub enum UpdatePath {
     Fused,
 }
 
-/// Reads a case file and replays it.
-pub fn replay_file(path: &Path, dtype: DType, update_path: UpdatePath) -> Result<Trajectory> {
+impl From<UpdatePath> for gradus_optim::UpdatePath {
+    fn from(path: UpdatePath) -> Self {
+        match path {
+            UpdatePath::Auto => gradus_optim::UpdatePath::Auto,
+            UpdatePath::Reference => gradus_optim::UpdatePath::Reference,
+            UpdatePath::Fused => gradus_optim::UpdatePath::Fused,
+        }
+    }
+}
+
+/// Reads a case file and replays it; `update_path`, when given, overrides the `path` of the
+/// case's optimizer and clip configs.
+pub fn replay_file(
+    path: &Path,
+    dtype: DType,
+    update_path: Option<UpdatePath>,
+) -> Result<Trajectory> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let case = Case::from_json(&text, &path.display().to_string())?;
     replay_case(&case, dtype, update_path)
@@ -53,23 +68,26 @@ impl ReplayHooks for Controls {
     }
 }
 
-/// Replays a parsed case, with its `clip` and `schedule` when present.
-pub fn replay_case(case: &Case, dtype: DType, update_path: UpdatePath) -> Result<Trajectory> {
-    let path = match update_path {
-        UpdatePath::Auto => gradus_optim::UpdatePath::Auto,
-        UpdatePath::Reference => gradus_optim::UpdatePath::Reference,
-        UpdatePath::Fused => gradus_optim::UpdatePath::Fused,
-    };
-    gradus_optim::fused::with_default_path(path, || replay_on_path(case, dtype))
-}
-
-fn replay_on_path(case: &Case, dtype: DType) -> Result<Trajectory> {
+/// Replays a parsed case, with its `clip` and `schedule` when present; `update_path`, when
+/// given, is the path of both the optimizer and the clipping (else each config's own `path`).
+pub fn replay_case(
+    case: &Case,
+    dtype: DType,
+    update_path: Option<UpdatePath>,
+) -> Result<Trajectory> {
+    let update_path = update_path.map(gradus_optim::UpdatePath::from);
     let params = case.variables(dtype)?;
     let mut optimizer = build_optimizer(&case.optimizer, "optimizer", &params)?;
-    let clip = match &case.clip {
+    let mut clip = match &case.clip {
         Some(c) if !c.is_null() => Some(ClipConfig::parse(c, "clip")?),
         _ => None,
     };
+    if let Some(path) = update_path {
+        optimizer.set_update_path(path)?;
+        if let Some(clip) = &mut clip {
+            clip.set_path(path);
+        }
+    }
     let schedule = match &case.schedule {
         Some(s) if !s.is_null() => Some(gradus_schedule::build_schedule(
             s,

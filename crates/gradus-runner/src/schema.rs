@@ -56,8 +56,9 @@ pub fn pipeline_schema() -> Result<Value> {
         "properties": {"params": {"type": ["string", "array"]}, "frozen": {"type": "boolean"}},
         "required": ["params"]}});
     let per = json!({"enum": ["epoch", "step"], "default": "epoch"});
+    let update_path = json!({"enum": ["auto", "fused", "reference"], "default": "auto"});
     let defs = json!({
-        "optimizer": one_of(&["optimizer"], &[("groups", groups)])?,
+        "optimizer": one_of(&["optimizer"], &[("groups", groups), ("path", update_path.clone())])?,
         "schedule": one_of(&["schedule"], &[("per", per)])?,
         "regularizer": one_of(&["regularizer"], &[])?,
         "initializer": one_of(&["initializer"], &[])?,
@@ -95,7 +96,8 @@ pub fn pipeline_schema() -> Result<Value> {
             "schedule": {"$ref": "#/$defs/schedule"},
             "clip": {"type": "object", "properties": {
                 "max_norm": {"type": "number"}, "norm_type": {"type": ["number", "string"]},
-                "error_if_nonfinite": {"type": "boolean"}, "clip_value": {"type": "number"}}},
+                "error_if_nonfinite": {"type": "boolean"}, "clip_value": {"type": "number"},
+                "path": update_path}},
             "regularizers": {"type": "array", "items": {"$ref": "#/$defs/regularizer"}},
             "batching": {"$ref": "#/$defs/batching"},
             "train": {"type": "object", "additionalProperties": false, "properties": {

@@ -16,6 +16,7 @@ use gradus_core::{Error, Result, SeededRng};
 use gradus_optim::accumulate::{AccumulateConfig, GradAccumulator};
 use gradus_optim::clip::{total_norm, ClipConfig, NormType};
 use gradus_optim::guard::Verdict;
+use gradus_optim::UpdatePath;
 use gradus_regularize::Decision;
 use serde::Serialize;
 
@@ -333,7 +334,8 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
                             Ok(clip.apply(&exp.params, &mut grads)?.unwrap_or(0.0))
                         }
                         other => {
-                            let before = total_norm(&exp.params, &grads, NormType::P(2.0))?;
+                            let path = other.as_ref().map_or(UpdatePath::Auto, |c| c.path());
+                            let before = total_norm(&exp.params, &grads, NormType::P(2.0), path)?;
                             if let Some(clip) = other {
                                 clip.apply(&exp.params, &mut grads)?;
                             }

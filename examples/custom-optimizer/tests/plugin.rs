@@ -62,13 +62,68 @@ fn lion_replays_a_trajectory_matching_its_rule() {
 }
 
 #[test]
-fn lion_passes_the_optimizer_conformance_suite() {
+fn lion_passes_the_optimizer_conformance_suite_on_both_paths() {
     // Linking the crate is what registers it: this is the `use my_plugin as _;` line at work.
     use custom_optimizer as _;
     let names = gradus_optim::conformance::registered().unwrap();
     assert!(names.contains(&"lion"), "{names:?}");
+    // The plugin's kernel is found through the trait: the fused path is open to it.
+    assert!(gradus_optim::conformance::has_fused_path("lion").unwrap());
     let dir = tempfile::tempdir().unwrap();
     gradus_optim::conformance::check_all("lion", dir.path()).unwrap();
+}
+
+/// Relative error with a floor, so values near zero are compared absolutely at 1e-3.
+fn rel_err(actual: f64, expected: f64) -> f64 {
+    (actual - expected).abs() / expected.abs().max(1e-3)
+}
+
+#[test]
+fn lion_matches_pytorch_optimizer_on_both_paths_in_f64_and_f32() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let mut cases = 0;
+    for name in ["lion-0", "lion-1"] {
+        let case = format!("{dir}/{name}.json");
+        let golden: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&case).unwrap()).unwrap();
+        let expected: Vec<Vec<Vec<f64>>> =
+            serde_json::from_value(golden["expected"].clone()).unwrap();
+        for path in ["fused", "reference"] {
+            for (dtype, tol) in [("f64", 1e-9), ("f32", 2e-5)] {
+                let (ok, stdout, stderr) =
+                    gradus_lion(&["replay", &case, "--path", path, "--dtype", dtype]);
+                assert!(ok, "{name} {path} {dtype}: {stderr}");
+                let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+                let got: Vec<Vec<Vec<f64>>> =
+                    serde_json::from_value(out["params"].clone()).unwrap();
+                assert_eq!(got.len(), expected.len(), "{name}");
+                for (step, (g, e)) in got.iter().zip(&expected).enumerate() {
+                    for (a, b) in g.iter().flatten().zip(e.iter().flatten()) {
+                        let err = rel_err(*a, *b);
+                        assert!(
+                            err <= tol,
+                            "{name} {path} {dtype} step {step}: {a} vs {b} (rel err {err:e})"
+                        );
+                    }
+                }
+            }
+        }
+        cases += 1;
+    }
+    assert_eq!(cases, 2);
+}
+
+#[test]
+fn the_fused_lion_is_bit_identical_to_its_reference_path_in_f32() {
+    // Same operations in the same order on both paths: not only close, equal.
+    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lion-1.json");
+    let run = |path: &str| {
+        let (ok, stdout, stderr) = gradus_lion(&["replay", case, "--path", path, "--dtype", "f32"]);
+        assert!(ok, "{stderr}");
+        let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        out["params"].clone()
+    };
+    assert_eq!(run("fused"), run("reference"));
 }
 
 #[test]

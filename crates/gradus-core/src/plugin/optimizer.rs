@@ -2,10 +2,45 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::Var;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state_dict::StateDict;
+
+/// Which implementation of the update an optimizer (or gradient clipping) runs: a value
+/// carried by each optimizer and each clipping config, never process-wide state.
+///
+/// In JSON: `"path": "auto" | "fused" | "reference"` on an `optimizer` or `clip` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdatePath {
+    /// The fused CPU kernel for each parameter where it is eligible (contiguous f32/f64 on the
+    /// CPU, and a rule that has a kernel), the reference path for the others.
+    #[default]
+    Auto,
+    /// Candle tensor ops for every parameter (any device, any float dtype).
+    Reference,
+    /// The fused kernel for every parameter; a step over an ineligible one is an error.
+    Fused,
+}
+
+impl UpdatePath {
+    /// The JSON name (`auto`, `reference`, `fused`).
+    pub fn name(self) -> &'static str {
+        match self {
+            UpdatePath::Auto => "auto",
+            UpdatePath::Reference => "reference",
+            UpdatePath::Fused => "fused",
+        }
+    }
+}
+
+impl std::fmt::Display for UpdatePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A trainable variable with its name in the model's `VarMap` (`layers.0.weight`).
 #[derive(Debug, Clone)]
@@ -66,6 +101,24 @@ pub trait Optimizer: Send {
     /// Sets the learning rate of every group.
     fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
         (0..self.group_count()).try_for_each(|g| self.set_hyperparameter(g, "lr", lr))
+    }
+
+    /// The update path this optimizer takes. An optimizer with a single implementation (the
+    /// default) reports [`UpdatePath::Auto`].
+    fn update_path(&self) -> UpdatePath {
+        UpdatePath::Auto
+    }
+
+    /// Chooses the update path. An optimizer with a single implementation (the default)
+    /// accepts `auto` and `reference` and refuses `fused`, which it does not have.
+    fn set_update_path(&mut self, path: UpdatePath) -> Result<()> {
+        match path {
+            UpdatePath::Fused => Err(Error::Unsupported(format!(
+                "`{}` has no fused kernel; use the auto or reference path",
+                self.algorithm()
+            ))),
+            UpdatePath::Auto | UpdatePath::Reference => Ok(()),
+        }
     }
 }
 

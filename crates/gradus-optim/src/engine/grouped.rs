@@ -1,0 +1,501 @@
+//! The one adaptor that turns a per-parameter [`Rule`] into a full optimizer: parameter
+//! groups, skipped gradients, state, run-time hyperparameters, both optimizer traits.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
+
+use std::marker::PhantomData;
+
+use rayon::prelude::*;
+
+use crate::engine::groups::GroupSpec;
+use crate::engine::kernel::Kernel;
+use crate::engine::path::UpdatePath;
+use crate::engine::rule::{ParamState, Rule};
+use crate::engine::slot::{Found, Slot};
+use crate::engine::step::{self as fused_step, BufferPlan};
+
+struct Group<R> {
+    hyper: R,
+    frozen: bool,
+}
+
+/// Parameters handled together in each pass of a step: their gradients looked up, then
+/// checked; their metadata read, then their kernels run (see `find_gradients`, `step_fused`).
+const BATCH: usize = 16;
+
+/// An optimizer running rule `R` over named parameters split into groups.
+///
+/// Group 0 holds the optimizer-level hyperparameters and every parameter that matches no
+/// [`GroupSpec`]; groups `1..` follow the specs in order. Parameters without a gradient in a
+/// step are skipped and keep their state, as in PyTorch.
+///
+/// Each step takes the fused CPU path (the rule's [`Kernel`]) for every parameter where it is
+/// eligible and the reference path ([`Rule::update`]) for the others, unless
+/// [`GroupedOptimizer::set_update_path`] (or `"path"` in the JSON config) forces one. State
+/// moves between the paths on demand, and `state_dict` is the same whichever path ran.
+pub struct GroupedOptimizer<R: Rule> {
+    groups: Vec<Group<R>>,
+    slots: Vec<Slot>,
+    path: UpdatePath,
+    /// Elements over all parameters (shapes never change), to size a step's parallelism.
+    elem_count: usize,
+}
+
+impl<R: Rule> GroupedOptimizer<R> {
+    /// One group holding every parameter.
+    pub fn from_named(params: Vec<NamedVar>, hyper: R) -> Result<Self> {
+        Self::with_groups(params, hyper, Vec::new())
+    }
+
+    /// Parameters assigned to the first spec whose pattern matches their name, else to the
+    /// default group built from `hyper`.
+    pub fn with_groups(params: Vec<NamedVar>, hyper: R, specs: Vec<GroupSpec<R>>) -> Result<Self> {
+        hyper.validate()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for p in &params {
+            if !seen.insert(p.name.as_str()) {
+                return Err(Error::config(
+                    "params",
+                    format!("parameter `{}` given twice", p.name),
+                ));
+            }
+        }
+        let slots: Vec<Slot> = params
+            .into_iter()
+            .map(|param| {
+                let group = specs
+                    .iter()
+                    .position(|s| s.matches(&param.name))
+                    .map_or(0, |i| i + 1);
+                Slot::new(param, group)
+            })
+            .collect();
+        let mut groups = vec![Group {
+            hyper,
+            frozen: false,
+        }];
+        for spec in specs {
+            spec.hyper.validate()?;
+            groups.push(Group {
+                hyper: spec.hyper,
+                frozen: spec.frozen,
+            });
+        }
+        let elem_count = slots.iter().map(|s| s.facts.len).sum();
+        Ok(GroupedOptimizer {
+            groups,
+            slots,
+            path: UpdatePath::Auto,
+            elem_count,
+        })
+    }
+
+    /// The hyperparameters of `group`.
+    pub fn group_hyper(&self, group: usize) -> Option<&R> {
+        self.groups.get(group).map(|g| &g.hyper)
+    }
+
+    /// Index of the group that holds parameter `name`.
+    pub fn group_of(&self, name: &str) -> Option<usize> {
+        self.slots
+            .iter()
+            .find(|s| s.param.name == name)
+            .map(|s| s.group)
+    }
+
+    /// The state of parameter `name` (empty before its first step), buffers as tensors
+    /// (copies, whichever path holds them).
+    pub fn param_state(&self, name: &str) -> Option<ParamState> {
+        self.slots
+            .iter()
+            .find(|s| s.param.name == name)
+            .and_then(|s| s.materialized().ok())
+    }
+
+    /// Chooses the update path of this optimizer ([`UpdatePath::Auto`] until set).
+    pub fn set_update_path(&mut self, path: UpdatePath) {
+        self.path = path;
+    }
+
+    /// The update path this optimizer follows.
+    pub fn update_path(&self) -> UpdatePath {
+        self.path
+    }
+
+    /// Whether the rule has a fused kernel: a fact of its type.
+    const HAS_KERNEL: bool = <R::Kernel as Kernel<R::Step>>::FUSED;
+
+    /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
+    pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
+        let path = self.path;
+        // Both passes run over the parameters in parallel when the step is large enough:
+        // with many small tensors the per-tensor bookkeeping (cold metadata after the previous
+        // step streamed the caches) costs as much as their data, and it spreads over threads.
+        let parallel = self.slots.len() > 1 && self.elem_count >= fused_step::SERIAL_BELOW;
+        // First every gradient is found and checked (and, with the path forced to fused, every
+        // parameter to update found eligible), so a bad one fails the step before any
+        // parameter or state changes.
+        let mut found = self.find_gradients(grads, parallel)?;
+        if path == UpdatePath::Fused {
+            self.check_fused(&found)?;
+        }
+        if path != UpdatePath::Reference && Self::HAS_KERNEL {
+            self.step_fused(&mut found, parallel)?;
+        }
+        self.step_reference(found)
+    }
+
+    /// Each parameter's gradient (`None`: frozen, or no gradient this step), checked. One
+    /// vector, written in place (a parallel `collect` into a `Result` builds and merges a list
+    /// of vectors instead). In each batch the lookups go first, then the checks: each is a
+    /// chain of cache misses (hash bucket, then the gradient's metadata), and short independent
+    /// iterations keep many of them in flight.
+    fn find_gradients<'g>(
+        &self,
+        grads: &'g GradStore,
+        parallel: bool,
+    ) -> Result<Vec<Option<Found<'g>>>> {
+        let groups = &self.groups;
+        let mut found: Vec<Option<Found<'g>>> = vec![None; self.slots.len()];
+        let batch = |(entries, slots): (&mut [Option<Found<'g>>], &[Slot])| -> Result<()> {
+            for (entry, slot) in entries.iter_mut().zip(slots) {
+                if !groups[slot.group].frozen {
+                    *entry = grads.get_id(slot.facts.id).map(Found::unchecked);
+                }
+            }
+            for (entry, slot) in entries.iter_mut().zip(slots) {
+                if let Some(found) = entry {
+                    found.check(slot)?;
+                }
+            }
+            Ok(())
+        };
+        if parallel {
+            found
+                .par_chunks_mut(BATCH)
+                .zip(self.slots.par_chunks(BATCH))
+                .try_for_each(batch)?;
+        } else {
+            found
+                .chunks_mut(BATCH)
+                .zip(self.slots.chunks(BATCH))
+                .try_for_each(batch)?;
+        }
+        Ok(found)
+    }
+
+    /// Steps every eligible parameter of `found` on the fused path and clears its entry; the
+    /// entries left are the reference path's.
+    fn step_fused(&mut self, found: &mut [Option<Found<'_>>], parallel: bool) -> Result<()> {
+        let groups = &self.groups;
+        let plans: Vec<BufferPlan> = groups.iter().map(|g| buffer_plan(&g.hyper)).collect();
+        let step = |(entry, slot): (&mut Option<Found<'_>>, &mut Slot)| -> Result<()> {
+            let Some(found) = *entry else {
+                return Ok(());
+            };
+            if slot.facts.ineligible.is_some() || !found.on_cpu {
+                return Ok(());
+            }
+            let hyper = &groups[slot.group].hyper;
+            fused_step::Job::<R::Kernel, R::Step> {
+                param: slot.param.var.as_tensor(),
+                facts: &slot.facts,
+                found,
+                buffers: &plans[slot.group],
+                step: begin_step(hyper, &mut slot.state),
+                reference: &mut slot.state.buffers,
+                fused: &mut slot.fused,
+                kernel: PhantomData,
+            }
+            .run()?;
+            *entry = None;
+            Ok(())
+        };
+        if !parallel {
+            return found.iter_mut().zip(&mut self.slots).try_for_each(step);
+        }
+        found
+            .par_chunks_mut(BATCH)
+            .zip(self.slots.par_chunks_mut(BATCH))
+            .try_for_each(|(entries, slots)| {
+                // Read the batch's tensor metadata (the lines Candle's in-place op reads first)
+                // before any kernel streams: independent misses overlap here, where one at a
+                // time between kernels they would not.
+                for (entry, slot) in entries.iter().zip(slots.iter()) {
+                    if let Some(found) = entry {
+                        std::hint::black_box((
+                            slot.param.var.as_tensor().is_contiguous(),
+                            found.grad.layout().start_offset(),
+                        ));
+                    }
+                }
+                entries.iter_mut().zip(slots.iter_mut()).try_for_each(step)
+            })
+    }
+
+    /// Steps the parameters left in `found` on the reference path, on the calling thread.
+    fn step_reference(&mut self, found: Vec<Option<Found<'_>>>) -> Result<()> {
+        for (slot, found) in self.slots.iter_mut().zip(found) {
+            let Some(Found { grad, .. }) = found else {
+                continue;
+            };
+            let hyper = &self.groups[slot.group].hyper;
+            let step = begin_step(hyper, &mut slot.state);
+            let param = slot.param.var.as_tensor().detach();
+            slot.fused
+                .move_into(&mut slot.state.buffers, &slot.facts.dims)?;
+            let grad = grad.detach().to_dtype(param.dtype())?;
+            let next = hyper.update(&step, &param, &grad, &mut slot.state.buffers)?;
+            // Candle returns an empty operand itself from ops, which `Var::set` refuses; an
+            // empty parameter has nothing to write anyway.
+            if param.elem_count() > 0 {
+                slot.param.var.set(&next)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// With the path forced to fused: every parameter that would be updated must be eligible.
+    fn check_fused(&self, found: &[Option<Found<'_>>]) -> Result<()> {
+        for (slot, found) in self.slots.iter().zip(found) {
+            // Frozen parameters and those without a gradient have no entry: nothing to update.
+            let Some(found) = found else {
+                continue;
+            };
+            let why = if !Self::HAS_KERNEL {
+                format!("`{}` has no fused kernel", R::NAME)
+            } else if let Some(why) = &slot.facts.ineligible {
+                why.clone()
+            } else if !found.on_cpu {
+                "its gradient is not on the CPU".to_string()
+            } else {
+                continue;
+            };
+            return Err(Error::Unsupported(format!(
+                "the fused path cannot update `{}`: {why}; use the auto or reference path",
+                slot.param.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_group(&self, group: usize) -> Result<&Group<R>> {
+        self.groups.get(group).ok_or_else(|| {
+            Error::config(
+                "group",
+                format!(
+                    "no parameter group {group} (the optimizer has {})",
+                    self.groups.len()
+                ),
+            )
+        })
+    }
+
+    fn unknown_hyper(&self, name: &str) -> Error {
+        Error::UnknownName {
+            kind: "hyperparameter",
+            name: name.to_string(),
+            path: R::NAME.to_string(),
+            valid: R::HYPERPARAMETERS.iter().map(|s| s.to_string()).collect(),
+            suggestion: gradus_core::suggest::nearest(name, R::HYPERPARAMETERS),
+        }
+    }
+}
+
+/// Counts a step of one parameter and plans it: the one place a step changes the step counter
+/// and the scalar state, whichever path then runs it.
+fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState) -> R::Step {
+    state.step += 1;
+    hyper.plan(state.step, &mut state.scalars)
+}
+
+/// The buffers a fused step of `hyper` keeps, in kernel order, with their initial values.
+fn buffer_plan<R: Rule>(hyper: &R) -> BufferPlan {
+    let names = hyper.buffer_names();
+    let initial = names.iter().map(|n| hyper.initial_value(n)).collect();
+    BufferPlan { names, initial }
+}
+
+fn scalar(value: f64) -> Result<Tensor> {
+    Ok(Tensor::new(value, &candle_core::Device::Cpu)?)
+}
+
+fn read_scalar(state: &StateDict, name: &str) -> Result<f64> {
+    let t = state.require(name, &[])?;
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+impl<R: Rule> Optimizer for GroupedOptimizer<R> {
+    fn algorithm(&self) -> &str {
+        R::NAME
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.apply(grads)
+    }
+
+    fn params(&self) -> Vec<NamedVar> {
+        self.slots.iter().map(|s| s.param.clone()).collect()
+    }
+
+    fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn hyperparameter_names(&self) -> Vec<&'static str> {
+        R::HYPERPARAMETERS.to_vec()
+    }
+
+    fn hyperparameter(&self, group: usize, name: &str) -> Result<f64> {
+        self.check_group(group)?
+            .hyper
+            .get(name)
+            .ok_or_else(|| self.unknown_hyper(name))
+    }
+
+    fn set_hyperparameter(&mut self, group: usize, name: &str, value: f64) -> Result<()> {
+        let mut hyper = self.check_group(group)?.hyper.clone();
+        if !hyper.set(name, value) {
+            return Err(self.unknown_hyper(name));
+        }
+        hyper.validate()?;
+        self.groups[group].hyper = hyper;
+        Ok(())
+    }
+
+    /// Keys: `<param>.step` for every parameter, `<param>.<buffer>` for each buffer
+    /// (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`, `square_avg`,
+    /// `grad_avg`, `acc_delta`, `exp_inf`, `mu_product`), and `param_groups.<g>.<hyper>`.
+    fn state_dict(&self) -> Result<StateDict> {
+        let mut sd = StateDict::new();
+        for slot in &self.slots {
+            let name = &slot.param.name;
+            sd.insert(format!("{name}.step"), scalar(slot.state.step as f64)?);
+            for (buffer, tensor) in slot
+                .state
+                .buffers
+                .iter()
+                .map(|(b, t)| (b, t.clone()))
+                .chain(slot.fused.export(&slot.facts.dims)?)
+            {
+                sd.insert(format!("{name}.{buffer}"), tensor.clone());
+            }
+            for (key, value) in &slot.state.scalars {
+                sd.insert(format!("{name}.{key}"), scalar(*value)?);
+            }
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            for hyper in R::HYPERPARAMETERS {
+                if let Some(value) = group.hyper.get(hyper) {
+                    sd.insert(format!("param_groups.{g}.{hyper}"), scalar(value)?);
+                }
+            }
+        }
+        Ok(sd)
+    }
+
+    fn update_path(&self) -> UpdatePath {
+        self.path
+    }
+
+    fn set_update_path(&mut self, path: UpdatePath) -> Result<()> {
+        if path == UpdatePath::Fused && !Self::HAS_KERNEL {
+            return Err(Error::Unsupported(format!(
+                "`{}` has no fused kernel; use the auto or reference path",
+                R::NAME
+            )));
+        }
+        self.path = path;
+        Ok(())
+    }
+
+    fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
+        let mut known: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        let mut new_groups = Vec::with_capacity(self.groups.len());
+        for (g, group) in self.groups.iter().enumerate() {
+            let mut hyper = group.hyper.clone();
+            for name in R::HYPERPARAMETERS {
+                let key = format!("param_groups.{g}.{name}");
+                hyper.set(name, read_scalar(state, &key)?);
+                known.insert(key);
+            }
+            hyper.validate()?;
+            new_groups.push(hyper);
+        }
+        let mut new_states = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let name = &slot.param.name;
+            let step_key = format!("{name}.step");
+            let step = read_scalar(state, &step_key)?;
+            known.insert(step_key);
+            let mut ps = ParamState {
+                step: step as u64,
+                ..ParamState::default()
+            };
+            if ps.step > 0 {
+                let hyper = &new_groups[slot.group];
+                let param = slot.param.var.as_tensor();
+                for buffer in hyper.buffer_names() {
+                    let key = format!("{name}.{buffer}");
+                    let t = state.require(&key, param.dims())?;
+                    ps.buffers.set(
+                        buffer,
+                        t.to_dtype(param.dtype())?.to_device(param.device())?,
+                    );
+                    known.insert(key);
+                }
+                for key_name in hyper.scalar_names() {
+                    let key = format!("{name}.{key_name}");
+                    ps.scalars.insert(key_name, read_scalar(state, &key)?);
+                    known.insert(key);
+                }
+            }
+            new_states.push(ps);
+        }
+        if let Some(extra) = state.names().find(|n| !known.contains(*n)) {
+            return Err(Error::StateMismatch(format!(
+                "saved state has `{extra}`, which matches no parameter or buffer of this {} optimizer",
+                R::NAME
+            )));
+        }
+        for (group, hyper) in self.groups.iter_mut().zip(new_groups) {
+            group.hyper = hyper;
+        }
+        for (slot, ps) in self.slots.iter_mut().zip(new_states) {
+            slot.state = ps;
+            slot.fused.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Existing Candle code switches optimizer by changing one type: parameters are named
+/// `param.0`, `param.1`, ... in the order given.
+impl<R: Rule> candle_nn::Optimizer for GroupedOptimizer<R> {
+    type Config = R;
+
+    fn new(vars: Vec<Var>, config: R) -> candle_core::Result<Self> {
+        let params = vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| NamedVar::new(format!("param.{i}"), v))
+            .collect();
+        GroupedOptimizer::from_named(params, config).map_err(candle_core::Error::wrap)
+    }
+
+    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+        self.apply(grads).map_err(candle_core::Error::wrap)
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.groups[0].hyper.get("lr").unwrap_or(f64::NAN)
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        for group in &mut self.groups {
+            group.hyper.set("lr", lr);
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The built-in optimization algorithms, one file each: config (defaults written once), the
+//! coefficients of one step, the reference update in Candle ops and the fused CPU kernel.
+//!
+//! [`decay`] and [`moments`] hold the building blocks several rules share (weight decay, the
+//! moment estimates), each in its tensor form beside its element form.
+
+pub mod adadelta;
+pub mod adagrad;
+pub mod adam;
+pub mod adamax;
+pub mod adamw;
+pub mod decay;
+pub mod moments;
+pub mod nadam;
+pub mod radam;
+pub mod rmsprop;
+pub mod sgd;
+
+#[cfg(test)]
+mod proptests;
