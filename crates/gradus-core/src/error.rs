@@ -117,6 +117,17 @@ impl Error {
     }
 }
 
+/// So that `?` on a Gradus result works in Candle code (`fn main() -> candle_core::Result<()>`):
+/// a wrapped Candle error comes back as itself, any other as `candle_core::Error::Wrapped`.
+impl From<Error> for candle_core::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Candle(inner) => inner,
+            other => candle_core::Error::wrap(other),
+        }
+    }
+}
+
 fn did_you_mean(suggestion: &Option<String>) -> String {
     match suggestion {
         Some(s) => format!("; did you mean `{s}`?"),

@@ -147,6 +147,20 @@ impl LayerNorm {
     }
 }
 
+/// A stand-in for `candle_nn::layer_norm(size, eps, vb)` in a `VarBuilder` model: layer norm
+/// over the last dimension of `size` features, with `weight` and `bias` under the same
+/// `VarBuilder` names (so checkpoints load either way), and a backward pass. candle-nn 0.11's
+/// `LayerNorm` runs a fused kernel without one on contiguous input, so gradients stop there
+/// (see docs/candle-interop.md).
+pub fn candle_layer_norm(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+    let config = LayerNormConfig {
+        normalized_shape: Some(vec![size]),
+        eps,
+        ..LayerNormConfig::default()
+    };
+    LayerNorm::new(&[size], config, vb)
+}
+
 impl Module for LayerNorm {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
         self.forward_norm(xs).map_err(to_candle)

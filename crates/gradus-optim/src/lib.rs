@@ -48,6 +48,7 @@ pub use rules::{
 };
 
 pub use engine::build::build_optimizer;
+pub use engine::dropin::named_vars;
 pub use engine::elem::Elem;
 pub use engine::grouped::GroupedOptimizer;
 pub use engine::groups::GroupSpec;
@@ -63,3 +64,8 @@ pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
+
+// What a Candle program needs besides the optimizer types, without a dependency on gradus-core.
+// The core trait is re-exported under another name, so that importing it never clashes with
+// `candle_nn::Optimizer` (the optimizer types' inherent methods make importing it unneeded).
+pub use gradus_core::{Error, NamedVar, Optimizer as GradusOptimizer, Result, StateDict};

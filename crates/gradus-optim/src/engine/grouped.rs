@@ -2,7 +2,7 @@
 //! groups, skipped gradients, state, run-time hyperparameters, both optimizer traits.
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor, Var};
+
 use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 
 use std::marker::PhantomData;
@@ -16,9 +16,9 @@ use crate::engine::rule::{ParamState, Rule};
 use crate::engine::slot::{Found, Slot};
 use crate::engine::step::{self as fused_step, BufferPlan};
 
-struct Group<R> {
-    hyper: R,
-    frozen: bool,
+pub(crate) struct Group<R> {
+    pub(crate) hyper: R,
+    pub(crate) frozen: bool,
 }
 
 /// Parameters handled together in each pass of a step: their gradients looked up, then
@@ -36,11 +36,14 @@ const BATCH: usize = 16;
 /// [`GroupedOptimizer::set_update_path`] (or `"path"` in the JSON config) forces one. State
 /// moves between the paths on demand, and `state_dict` is the same whichever path ran.
 pub struct GroupedOptimizer<R: Rule> {
-    groups: Vec<Group<R>>,
-    slots: Vec<Slot>,
+    pub(crate) groups: Vec<Group<R>>,
+    pub(crate) slots: Vec<Slot>,
     path: UpdatePath,
     /// Elements over all parameters (shapes never change), to size a step's parallelism.
     elem_count: usize,
+    /// Built from unnamed variables (`candle_nn::Optimizer::new`): parameters are named by
+    /// position, and the state dict carries each parameter's fingerprint (see `state.rs`).
+    pub(crate) positional: bool,
 }
 
 impl<R: Rule> GroupedOptimizer<R> {
@@ -89,6 +92,7 @@ impl<R: Rule> GroupedOptimizer<R> {
             slots,
             path: UpdatePath::Auto,
             elem_count,
+            positional: false,
         })
     }
 
@@ -125,7 +129,7 @@ impl<R: Rule> GroupedOptimizer<R> {
     }
 
     /// Whether the rule has a fused kernel: a fact of its type.
-    const HAS_KERNEL: bool = <R::Kernel as Kernel<R::Step>>::FUSED;
+    pub(crate) const HAS_KERNEL: bool = <R::Kernel as Kernel<R::Step>>::FUSED;
 
     /// Applies one update to every non-frozen parameter that has a gradient in `grads`.
     pub fn apply(&mut self, grads: &GradStore) -> Result<()> {
@@ -281,7 +285,7 @@ impl<R: Rule> GroupedOptimizer<R> {
         Ok(())
     }
 
-    fn check_group(&self, group: usize) -> Result<&Group<R>> {
+    pub(crate) fn check_group(&self, group: usize) -> Result<&Group<R>> {
         self.groups.get(group).ok_or_else(|| {
             Error::config(
                 "group",
@@ -293,7 +297,7 @@ impl<R: Rule> GroupedOptimizer<R> {
         })
     }
 
-    fn unknown_hyper(&self, name: &str) -> Error {
+    pub(crate) fn unknown_hyper(&self, name: &str) -> Error {
         Error::UnknownName {
             kind: "hyperparameter",
             name: name.to_string(),
@@ -316,15 +320,6 @@ fn buffer_plan<R: Rule>(hyper: &R) -> BufferPlan {
     let names = hyper.buffer_names();
     let initial = names.iter().map(|n| hyper.initial_value(n)).collect();
     BufferPlan { names, initial }
-}
-
-fn scalar(value: f64) -> Result<Tensor> {
-    Ok(Tensor::new(value, &candle_core::Device::Cpu)?)
-}
-
-fn read_scalar(state: &StateDict, name: &str) -> Result<f64> {
-    let t = state.require(name, &[])?;
-    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
 impl<R: Rule> Optimizer for GroupedOptimizer<R> {
@@ -369,31 +364,7 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
     /// (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`, `square_avg`,
     /// `grad_avg`, `acc_delta`, `exp_inf`, `mu_product`), and `param_groups.<g>.<hyper>`.
     fn state_dict(&self) -> Result<StateDict> {
-        let mut sd = StateDict::new();
-        for slot in &self.slots {
-            let name = &slot.param.name;
-            sd.insert(format!("{name}.step"), scalar(slot.state.step as f64)?);
-            for (buffer, tensor) in slot
-                .state
-                .buffers
-                .iter()
-                .map(|(b, t)| (b, t.clone()))
-                .chain(slot.fused.export(&slot.facts.dims)?)
-            {
-                sd.insert(format!("{name}.{buffer}"), tensor.clone());
-            }
-            for (key, value) in &slot.state.scalars {
-                sd.insert(format!("{name}.{key}"), scalar(*value)?);
-            }
-        }
-        for (g, group) in self.groups.iter().enumerate() {
-            for hyper in R::HYPERPARAMETERS {
-                if let Some(value) = group.hyper.get(hyper) {
-                    sd.insert(format!("param_groups.{g}.{hyper}"), scalar(value)?);
-                }
-            }
-        }
-        Ok(sd)
+        GroupedOptimizer::state_dict(self)
     }
 
     fn update_path(&self) -> UpdatePath {
@@ -412,90 +383,6 @@ impl<R: Rule> Optimizer for GroupedOptimizer<R> {
     }
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        let mut known: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        let mut new_groups = Vec::with_capacity(self.groups.len());
-        for (g, group) in self.groups.iter().enumerate() {
-            let mut hyper = group.hyper.clone();
-            for name in R::HYPERPARAMETERS {
-                let key = format!("param_groups.{g}.{name}");
-                hyper.set(name, read_scalar(state, &key)?);
-                known.insert(key);
-            }
-            hyper.validate()?;
-            new_groups.push(hyper);
-        }
-        let mut new_states = Vec::with_capacity(self.slots.len());
-        for slot in &self.slots {
-            let name = &slot.param.name;
-            let step_key = format!("{name}.step");
-            let step = read_scalar(state, &step_key)?;
-            known.insert(step_key);
-            let mut ps = ParamState {
-                step: step as u64,
-                ..ParamState::default()
-            };
-            if ps.step > 0 {
-                let hyper = &new_groups[slot.group];
-                let param = slot.param.var.as_tensor();
-                for buffer in hyper.buffer_names() {
-                    let key = format!("{name}.{buffer}");
-                    let t = state.require(&key, param.dims())?;
-                    ps.buffers.set(
-                        buffer,
-                        t.to_dtype(param.dtype())?.to_device(param.device())?,
-                    );
-                    known.insert(key);
-                }
-                for key_name in hyper.scalar_names() {
-                    let key = format!("{name}.{key_name}");
-                    ps.scalars.insert(key_name, read_scalar(state, &key)?);
-                    known.insert(key);
-                }
-            }
-            new_states.push(ps);
-        }
-        if let Some(extra) = state.names().find(|n| !known.contains(*n)) {
-            return Err(Error::StateMismatch(format!(
-                "saved state has `{extra}`, which matches no parameter or buffer of this {} optimizer",
-                R::NAME
-            )));
-        }
-        for (group, hyper) in self.groups.iter_mut().zip(new_groups) {
-            group.hyper = hyper;
-        }
-        for (slot, ps) in self.slots.iter_mut().zip(new_states) {
-            slot.state = ps;
-            slot.fused.clear();
-        }
-        Ok(())
-    }
-}
-
-/// Existing Candle code switches optimizer by changing one type: parameters are named
-/// `param.0`, `param.1`, ... in the order given.
-impl<R: Rule> candle_nn::Optimizer for GroupedOptimizer<R> {
-    type Config = R;
-
-    fn new(vars: Vec<Var>, config: R) -> candle_core::Result<Self> {
-        let params = vars
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| NamedVar::new(format!("param.{i}"), v))
-            .collect();
-        GroupedOptimizer::from_named(params, config).map_err(candle_core::Error::wrap)
-    }
-
-    fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
-        self.apply(grads).map_err(candle_core::Error::wrap)
-    }
-
-    fn learning_rate(&self) -> f64 {
-        self.groups[0].hyper.get("lr").unwrap_or(f64::NAN)
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        for group in &mut self.groups {
-            group.hyper.set("lr", lr);
-        }
+        GroupedOptimizer::load_state_dict(self, state)
     }
 }

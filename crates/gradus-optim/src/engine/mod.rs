@@ -21,6 +21,7 @@
 pub mod aligned;
 pub mod build;
 mod chunks;
+pub mod dropin;
 pub mod elem;
 pub mod grouped;
 pub mod groups;
@@ -28,4 +29,5 @@ pub mod kernel;
 pub mod path;
 pub mod rule;
 pub(crate) mod slot;
+mod state;
 pub(crate) mod step;

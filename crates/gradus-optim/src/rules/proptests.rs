@@ -4,7 +4,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
-use gradus_core::{Error, NamedVar, Optimizer};
+use gradus_core::{Error, NamedVar};
 use proptest::prelude::*;
 
 use crate::engine::grouped::GroupedOptimizer;
