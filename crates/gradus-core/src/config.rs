@@ -34,6 +34,20 @@ pub fn display_path(path: &str) -> String {
     }
 }
 
+/// Longest message text [`parse_config`] repeats from the input: longer values (a 1 MB CSV cell,
+/// a huge string) are elided, so that an error stays readable.
+pub const MESSAGE_LIMIT: usize = 200;
+
+/// `text` cut to at most `limit` characters, with the number of characters left out.
+pub fn elide(text: &str, limit: usize) -> String {
+    let count = text.chars().count();
+    if count <= limit {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(limit).collect();
+    format!("{kept}... ({} more characters)", count - limit)
+}
+
 /// Parses `value` (found at JSON path `path`) into `T`, strictly.
 pub fn parse_config<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T> {
     serde_path_to_error::deserialize::<_, T>(value.clone()).map_err(|err| {
@@ -59,7 +73,7 @@ pub fn parse_config<T: DeserializeOwned>(value: &Value, path: &str) -> Result<T>
                     suggestion,
                 }
             }
-            None => Error::config(display_path(&at), message),
+            None => Error::config(display_path(&at), elide(&message, MESSAGE_LIMIT)),
         }
     })
 }

@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod error;
+pub mod json_float;
+pub mod json_strict;
 mod macros;
 pub mod plugin;
 pub mod registry;

@@ -19,6 +19,14 @@ use crate::error::{Error, Result};
 const METADATA_KEY: &str = "gradus";
 const FORMAT: &str = "gradus-state-dict-v1";
 
+/// What the metadata of a file said about it.
+struct Tags {
+    /// It carried a Gradus checksum (which matched).
+    checksummed: bool,
+    /// Its run tag.
+    run: Option<String>,
+}
+
 /// An ordered map from names (`layers.0.weight`, `layers.0.weight.exp_avg`, `step`) to tensors.
 #[derive(Debug, Clone, Default)]
 pub struct StateDict {
@@ -106,6 +114,13 @@ impl StateDict {
 
     /// Serializes to safetensors bytes with a checksum in the metadata.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        self.to_bytes_tagged(None)
+    }
+
+    /// [`StateDict::to_bytes`], with `run` (an identity of the run that wrote it) in the
+    /// metadata (`gradus: <format>;crc32=<hex>;run=<id>`), checked by
+    /// [`StateDict::load_checked`].
+    pub fn to_bytes_tagged(&self, run: Option<&str>) -> Result<Vec<u8>> {
         let tensors = self
             .tensors
             .iter()
@@ -115,16 +130,54 @@ impl StateDict {
         for (_, tensor) in &tensors {
             hasher.update(&tensor.data());
         }
-        let metadata = HashMap::from([(
-            METADATA_KEY.to_string(),
-            format!("{FORMAT};crc32={:08x}", hasher.finalize()),
-        )]);
+        // One metadata entry (safetensors writes a HashMap's entries in no fixed order, and
+        // equal state must give equal bytes).
+        let mut value = format!("{FORMAT};crc32={:08x}", hasher.finalize());
+        if let Some(run) = run {
+            value.push_str(&format!(";run={run}"));
+        }
+        let metadata = HashMap::from([(METADATA_KEY.to_string(), value)]);
         safetensors::tensor::serialize(tensors, Some(metadata))
             .map_err(|e| Error::Unsupported(format!("cannot serialize state: {e}")))
     }
 
-    /// Parses safetensors bytes; `origin` names the source in errors.
+    /// Parses safetensors bytes; `origin` names the source in errors. A Gradus checksum, when
+    /// present, must match.
     pub fn from_bytes(bytes: &[u8], device: &Device, origin: &Path) -> Result<Self> {
+        Self::decode(bytes, device, origin).map(|(sd, _)| sd)
+    }
+
+    /// Parses bytes that must carry a Gradus checksum (a file without one is rejected, so that
+    /// renaming the metadata key cannot turn the check off) and the run tag `run`.
+    pub fn from_bytes_checked(
+        bytes: &[u8],
+        device: &Device,
+        origin: &Path,
+        run: &str,
+    ) -> Result<Self> {
+        let (sd, tags) = Self::decode(bytes, device, origin)?;
+        let corrupt = |message: String| Error::CorruptFile {
+            path: origin.to_path_buf(),
+            message,
+        };
+        if !tags.checksummed {
+            return Err(corrupt(
+                "no Gradus checksum in its metadata: not a file this run wrote, or damaged".into(),
+            ));
+        }
+        match tags.run.as_deref() {
+            Some(found) if found == run => Ok(sd),
+            Some(found) => Err(corrupt(format!(
+                "written by another run (run id {found}, this run is {run}): files from another \
+                 run or seed cannot be mixed into this checkpoint"
+            ))),
+            None => Err(corrupt(format!(
+                "no run id in its metadata (this run is {run})"
+            ))),
+        }
+    }
+
+    fn decode(bytes: &[u8], device: &Device, origin: &Path) -> Result<(Self, Tags)> {
         let corrupt = |message: String| Error::CorruptFile {
             path: origin.to_path_buf(),
             message,
@@ -151,15 +204,20 @@ impl StateDict {
             .metadata()
             .as_ref()
             .and_then(|m| m.get(METADATA_KEY));
-        if let Some(expected) = stored.and_then(|v| v.split_once(";crc32=")).map(|(_, c)| c) {
+        let mut checksummed = false;
+        let fields: Vec<&str> = stored.map(|v| v.split(';').collect()).unwrap_or_default();
+        let field = |key: &str| fields.iter().find_map(|f| f.strip_prefix(key));
+        if let Some(expected) = field("crc32=") {
             let actual = format!("{:08x}", hasher.finalize());
             if actual != expected {
                 return Err(corrupt(format!(
                     "checksum mismatch (stored {expected}, computed {actual}): the data is damaged"
                 )));
             }
+            checksummed = true;
         }
-        Ok(StateDict { tensors })
+        let run = field("run=").map(str::to_string);
+        Ok((StateDict { tensors }, Tags { checksummed, run }))
     }
 
     /// Writes to `path` atomically: a temporary file in the same folder, flushed, then renamed
@@ -175,6 +233,19 @@ impl StateDict {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(&bytes, device, path)
+    }
+
+    /// [`StateDict::save`] with the run tag `run` ([`StateDict::to_bytes_tagged`]).
+    pub fn save_tagged(&self, path: impl AsRef<Path>, run: &str) -> Result<()> {
+        write_atomically(path.as_ref(), &self.to_bytes_tagged(Some(run))?)
+    }
+
+    /// Reads `path`, which must carry a matching Gradus checksum and the run tag `run`
+    /// ([`StateDict::from_bytes_checked`]).
+    pub fn load_checked(path: impl AsRef<Path>, device: &Device, run: &str) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes_checked(&bytes, device, path, run)
     }
 
     fn summary_of_names(&self) -> String {

@@ -122,7 +122,7 @@ fn check_groups(config: &GroupNormConfig, channels: usize) -> Result<usize> {
         Some(0) => Err(Error::InvalidHyperparameter(
             "group_norm: num_groups must be positive".into(),
         )),
-        Some(g) if channels % g != 0 => Err(Error::InvalidHyperparameter(format!(
+        Some(g) if !channels.is_multiple_of(g) => Err(Error::InvalidHyperparameter(format!(
             "num_channels must be divisible by num_groups (num_channels {channels}, num_groups {g})"
         ))),
         Some(g) => Ok(g),

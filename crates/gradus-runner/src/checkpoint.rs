@@ -26,10 +26,27 @@ pub struct TrainingState {
     pub augment_rng: SeededRng,
     /// The schedule's state.
     pub schedule: Option<Value>,
-    /// Best epoch so far (1-based) and its monitored value.
+    /// Best epoch so far (1-based) and its monitored value (`"inf"` / `"nan"` when not finite).
+    #[serde(with = "best_epoch")]
     pub best: Option<(usize, f64)>,
     /// Steps skipped by the non-finite guard so far.
     pub skipped_steps: usize,
+}
+
+/// Serde for the best epoch and its value, the value possibly non-finite.
+mod best_epoch {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Best(usize, #[serde(with = "gradus_core::json_float")] f64);
+
+    pub fn serialize<S: Serializer>(v: &Option<(usize, f64)>, s: S) -> Result<S::Ok, S::Error> {
+        v.map(|(e, x)| Best(e, x)).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<(usize, f64)>, D::Error> {
+        Ok(Option::<Best>::deserialize(d)?.map(|Best(e, x)| (e, x)))
+    }
 }
 
 const MODEL: &str = "model.safetensors";
@@ -66,6 +83,123 @@ fn preprocess_state(exp: &Experiment) -> StateDict {
     sd
 }
 
+/// The identity of a run: a hash of its resolved pipeline (seed included; the run folder's own
+/// path left out, so a moved folder keeps it), written into every file of its checkpoints so
+/// that files from another run, or another seed, are rejected.
+pub fn run_id(exp: &Experiment) -> String {
+    let mut resolved = exp.pipeline.resolved();
+    if let Some(output) = resolved.get_mut("output").and_then(Value::as_object_mut) {
+        output.remove("dir");
+    }
+    // serde_json's objects are sorted maps: the text is canonical.
+    let text = resolved.to_string();
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(text.as_bytes());
+    let low = hasher.finalize();
+    let mut hasher = crc32fast::Hasher::new_with_initial(low);
+    hasher.update(text.as_bytes());
+    format!("{low:08x}{:08x}", hasher.finalize())
+}
+
+/// `state.json`: the training state with its run identity and a checksum of the state's
+/// canonical JSON text.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    format: String,
+    run_id: String,
+    crc32: String,
+    state: Value,
+}
+
+const STATE_FORMAT: &str = "gradus-training-state-v1";
+
+fn crc_of(value: &Value) -> String {
+    format!("{:08x}", crc32fast::hash(value.to_string().as_bytes()))
+}
+
+fn encode_state(state: &TrainingState, run: &str) -> Result<Vec<u8>> {
+    let value = serde_json::to_value(state)
+        .map_err(|e| Error::Unsupported(format!("cannot encode training state: {e}")))?;
+    let file = StateFile {
+        format: STATE_FORMAT.into(),
+        run_id: run.into(),
+        crc32: crc_of(&value),
+        state: value,
+    };
+    serde_json::to_vec_pretty(&file)
+        .map_err(|e| Error::Unsupported(format!("cannot encode training state: {e}")))
+}
+
+fn decode_state(text: &str, path: &Path, run: &str) -> Result<TrainingState> {
+    let corrupt = |message: String| Error::CorruptFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file: StateFile = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    if file.format != STATE_FORMAT {
+        return Err(corrupt(format!("unknown format {:?}", file.format)));
+    }
+    if file.run_id != run {
+        return Err(corrupt(format!(
+            "written by another run (run id {}, this run is {run})",
+            file.run_id
+        )));
+    }
+    let actual = crc_of(&file.state);
+    if actual != file.crc32 {
+        return Err(corrupt(format!(
+            "checksum mismatch (stored {}, computed {actual}): the state was changed or damaged",
+            file.crc32
+        )));
+    }
+    serde_json::from_value(file.state).map_err(|e| corrupt(e.to_string()))
+}
+
+/// A loaded state must describe whole epochs in order, within the pipeline's epochs, so that a
+/// resume never replays or skips one.
+fn check_consistent(state: &TrainingState, epochs: usize, path: &Path) -> Result<()> {
+    let corrupt = |message: String| Error::CorruptFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    if state.metrics.len() != state.epochs_done {
+        return Err(corrupt(format!(
+            "{} epochs done but {} epochs of metrics: resuming would replay or skip epochs",
+            state.epochs_done,
+            state.metrics.len()
+        )));
+    }
+    if let Some((i, m)) = state
+        .metrics
+        .iter()
+        .enumerate()
+        .find(|(i, m)| m.epoch != i + 1)
+    {
+        return Err(corrupt(format!(
+            "metrics row {} is for epoch {} (expected {})",
+            i + 1,
+            m.epoch,
+            i + 1
+        )));
+    }
+    if state.epochs_done > epochs {
+        return Err(corrupt(format!(
+            "{} epochs done, more than the pipeline's {epochs}",
+            state.epochs_done
+        )));
+    }
+    if let Some((best, _)) = state.best {
+        if best == 0 || best > state.epochs_done {
+            return Err(corrupt(format!(
+                "best epoch {best} is not one of the {} done",
+                state.epochs_done
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Saves a checkpoint folder at `dir` (replacing any previous one there).
 pub fn save(exp: &Experiment, state: &TrainingState, dir: &Path) -> Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
@@ -82,11 +216,13 @@ pub fn save(exp: &Experiment, state: &TrainingState, dir: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-    model_state(exp)?.save(staging.join(MODEL))?;
-    exp.optimizer.state_dict()?.save(staging.join(OPTIMIZER))?;
-    preprocess_state(exp).save(staging.join(PREPROCESS))?;
-    let json = serde_json::to_vec_pretty(state)
-        .map_err(|e| Error::Unsupported(format!("cannot encode training state: {e}")))?;
+    let run = run_id(exp);
+    model_state(exp)?.save_tagged(staging.join(MODEL), &run)?;
+    exp.optimizer
+        .state_dict()?
+        .save_tagged(staging.join(OPTIMIZER), &run)?;
+    preprocess_state(exp).save_tagged(staging.join(PREPROCESS), &run)?;
+    let json = encode_state(state, &run)?;
     gradus_core::state_dict::write_atomically(&staging.join(STATE), &json)?;
     if dir.exists() {
         std::fs::rename(dir, &retired).map_err(|e| Error::io(dir, e))?;
@@ -96,6 +232,32 @@ pub fn save(exp: &Experiment, state: &TrainingState, dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(&retired).map_err(|e| Error::io(&retired, e))?;
     }
     Ok(())
+}
+
+/// What a run folder's `checkpoints/last` holds for `resume`: a complete checkpoint folder, or
+/// none because the run was stopped before its first one (`Ok(None)`); a checkpoint folder
+/// without its `state.json` is an error, never a silent restart.
+pub fn locate_for_resume(dir: &Path) -> Result<Option<PathBuf>> {
+    if let Some(found) = locate(dir) {
+        return Ok(Some(found));
+    }
+    if dir.exists() {
+        return Err(Error::CorruptFile {
+            path: dir.join(STATE),
+            message: "the checkpoint has no state.json (deleted or never completed): refusing to \
+                      restart the run over it"
+                .into(),
+        });
+    }
+    Ok(None)
+}
+
+/// The epochs done by the checkpoint at `dir`, read without loading it (`None`: no checkpoint).
+pub fn epochs_in(dir: &Path) -> Option<usize> {
+    let found = locate(dir)?;
+    let text = std::fs::read_to_string(found.join(STATE)).ok()?;
+    let file: StateFile = serde_json::from_str(&text).ok()?;
+    file.state.get("epochs_done")?.as_u64().map(|e| e as usize)
 }
 
 /// The checkpoint folder to resume from: `dir`, or the previous one if a save was interrupted
@@ -113,15 +275,14 @@ pub fn locate(dir: &Path) -> Option<PathBuf> {
 /// and checked before anything in `exp` changes.
 pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
     let device = exp.device.clone();
-    let model = StateDict::load(dir.join(MODEL), &device)?;
-    let optimizer = StateDict::load(dir.join(OPTIMIZER), &device)?;
-    let preprocess = StateDict::load(dir.join(PREPROCESS), &device)?;
+    let run = run_id(exp);
+    let model = StateDict::load_checked(dir.join(MODEL), &device, &run)?;
+    let optimizer = StateDict::load_checked(dir.join(OPTIMIZER), &device, &run)?;
+    let preprocess = StateDict::load_checked(dir.join(PREPROCESS), &device, &run)?;
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
-    let state: TrainingState = serde_json::from_str(&text).map_err(|e| Error::CorruptFile {
-        path: state_path.clone(),
-        message: e.to_string(),
-    })?;
+    let state = decode_state(&text, &state_path, &run)?;
+    check_consistent(&state, exp.pipeline.train.epochs, &state_path)?;
     load_model_state(exp, &model)?;
     exp.optimizer.load_state_dict(&optimizer)?;
     if let (Some((schedule, _)), Some(saved)) = (exp.schedule.as_mut(), state.schedule.as_ref()) {

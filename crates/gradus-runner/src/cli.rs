@@ -106,6 +106,15 @@ fn interrupt_flag() -> Arc<AtomicBool> {
     flag
 }
 
+/// The results of a run, or the exit-code-3 failure of one stopped at a non-finite loss.
+fn outcome(dir: PathBuf, report: &crate::train::Report) -> Result<String, Failure> {
+    let text = finished(dir, report);
+    if report.terminated_on_non_finite {
+        return Err(Failure::NonFiniteLoss(text));
+    }
+    Ok(text)
+}
+
 fn finished(dir: PathBuf, report: &crate::train::Report) -> String {
     let mut lines = Vec::new();
     if let Some(acc) = report.test_accuracy {
@@ -133,11 +142,11 @@ fn run(cli: Cli) -> Result<String, Failure> {
         } => {
             let (dir, report) =
                 crate::run::run(pipeline.as_deref(), out, seed, quiet, interrupt_flag())?;
-            Ok(finished(dir, &report))
+            outcome(dir, &report)
         }
         Command::Resume { run_dir, quiet } => {
             let (dir, report) = crate::run::resume(&run_dir, quiet, interrupt_flag())?;
-            Ok(finished(dir, &report))
+            outcome(dir, &report)
         }
         Command::Validate { pipeline } => crate::run::validate(&pipeline),
         Command::Schema => crate::schema::pipeline_schema()
@@ -184,13 +193,21 @@ pub fn main() -> ExitCode {
             println!("{text}");
             ExitCode::SUCCESS
         }
+        Err(Failure::NonFiniteLoss(text)) => {
+            println!("{text}");
+            eprintln!(
+                "error: the run stopped at a non-finite loss (train.terminate_on_non_finite)"
+            );
+            ExitCode::from(3)
+        }
         Err(failure) => {
-            let err = failure.error();
-            eprintln!("error: {err}");
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                eprintln!("  caused by: {cause}");
-                source = cause.source();
+            if let Some(err) = failure.error() {
+                eprintln!("error: {err}");
+                let mut source = std::error::Error::source(err);
+                while let Some(cause) = source {
+                    eprintln!("  caused by: {cause}");
+                    source = cause.source();
+                }
             }
             ExitCode::from(failure.exit_code())
         }

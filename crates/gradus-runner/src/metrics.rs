@@ -7,27 +7,39 @@ use serde::{Deserialize, Serialize};
 
 /// One epoch of a training run. Accuracy fields are `None` for regression tasks and validation
 /// fields are `None` when the pipeline has no validation split.
+///
+/// In `metrics.jsonl` every float round-trips exactly; a non-finite one (a diverged loss) is the
+/// string `"inf"`, `"-inf"` or `"nan"` ([`gradus_core::json_float`]). `metrics.csv` writes them
+/// as `inf`, `-inf` and `NaN`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// Epoch number, starting at 1.
     pub epoch: usize,
     /// Mean training loss over the epoch (without regularization penalties).
+    #[serde(with = "gradus_core::json_float")]
     pub train_loss: f64,
     /// Training accuracy over the epoch (classification only).
+    #[serde(with = "gradus_core::json_float::option")]
     pub train_accuracy: Option<f64>,
     /// Validation loss after the epoch.
+    #[serde(with = "gradus_core::json_float::option")]
     pub val_loss: Option<f64>,
     /// Validation accuracy after the epoch.
+    #[serde(with = "gradus_core::json_float::option")]
     pub val_accuracy: Option<f64>,
     /// Learning rate (group 0) at the end of the epoch.
+    #[serde(with = "gradus_core::json_float")]
     pub lr: f64,
     /// Mean global L2 gradient norm over the epoch's steps (before clipping).
+    #[serde(with = "gradus_core::json_float")]
     pub grad_norm: f64,
     /// Mean regularization penalty added to the loss over the epoch.
+    #[serde(with = "gradus_core::json_float")]
     pub penalty: f64,
     /// Optimizer steps skipped by the non-finite guard during the epoch.
     pub skipped_steps: usize,
     /// Wall-clock seconds spent on the epoch.
+    #[serde(with = "gradus_core::json_float")]
     pub seconds: f64,
 }
 
@@ -68,7 +80,9 @@ pub fn write_all(dir: &Path, records: &[EpochMetrics]) -> Result<()> {
     for r in records {
         csv.push_str(&r.csv_line());
         csv.push('\n');
-        jsonl.push_str(&serde_json::to_string(r).unwrap_or_default());
+        let line = serde_json::to_string(r)
+            .map_err(|e| Error::Unsupported(format!("cannot encode metrics: {e}")))?;
+        jsonl.push_str(&line);
         jsonl.push('\n');
     }
     gradus_core::state_dict::write_atomically(&dir.join("metrics.csv"), csv.as_bytes())?;

@@ -107,6 +107,10 @@ pub struct TrainSection {
     pub early_stopping: Option<Value>,
     /// Batch size used for evaluation. Default: `512`.
     pub eval_batch_size: usize,
+    /// Stop the run at the first batch whose loss is infinite or NaN (Keras `TerminateOnNaN`);
+    /// the run then ends with exit code 3 and `stopped_because` saying so. Default: `false` (the
+    /// run continues; `report.json` records the first epoch with a non-finite loss).
+    pub terminate_on_non_finite: bool,
 }
 
 impl Default for TrainSection {
@@ -117,6 +121,7 @@ impl Default for TrainSection {
             non_finite: json!("skip"),
             early_stopping: None,
             eval_batch_size: 512,
+            terminate_on_non_finite: false,
         }
     }
 }
@@ -159,17 +164,39 @@ fn default_dtype() -> String {
     "f32".to_string()
 }
 
+/// A run name becomes one folder under `runs/`: a single path component, not `.` or `..`, and
+/// no separators, so that `"name": "../../x"` cannot write outside it.
+fn check_run_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(Error::config(
+            "name",
+            format!(
+                "{:?} is not a valid run name: one folder name is expected (no `/`, `\\`, `..`)",
+                gradus_core::config::elide(name, 60)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Pipeline {
     /// Parses pipeline JSON text strictly; `origin` names the file in syntax errors.
     pub fn from_json(text: &str, origin: &str) -> Result<Pipeline> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::config(origin, format!("not valid JSON: {e}")))?;
+        let value = gradus_core::json_strict::parse_json(text, origin)?;
         Self::from_value(&value)
     }
 
     /// Parses an already-read JSON value strictly.
     pub fn from_value(value: &Value) -> Result<Pipeline> {
         let pipeline: Pipeline = parse_config(value, "")?;
+        if let Some(name) = &pipeline.name {
+            check_run_name(name)?;
+        }
         if pipeline.train.epochs == 0 {
             return Err(Error::config("train.epochs", "must be at least 1"));
         }

@@ -17,21 +17,27 @@ pub enum Failure {
     BadInput(Error),
     /// Something failed while training or writing outputs.
     Runtime(Error),
+    /// The run stopped at a non-finite loss (`train.terminate_on_non_finite`); the run folder
+    /// and its report are complete. Exit code 3. Holds the lines printed as a run's results.
+    NonFiniteLoss(String),
 }
 
 impl Failure {
-    /// The process exit code: 2 for bad input, 1 otherwise.
+    /// The process exit code: 2 for bad input, 3 for a run stopped at a non-finite loss, 1
+    /// otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Failure::BadInput(_) => 2,
             Failure::Runtime(_) => 1,
+            Failure::NonFiniteLoss(_) => 3,
         }
     }
 
-    /// The underlying error.
-    pub fn error(&self) -> &Error {
+    /// The underlying error (`None` for a run stopped at a non-finite loss).
+    pub fn error(&self) -> Option<&Error> {
         match self {
-            Failure::BadInput(e) | Failure::Runtime(e) => e,
+            Failure::BadInput(e) | Failure::Runtime(e) => Some(e),
+            Failure::NonFiniteLoss(_) => None,
         }
     }
 }
@@ -81,6 +87,53 @@ fn run_folder(pipeline: &Pipeline, out: Option<PathBuf>) -> PathBuf {
         })
 }
 
+/// The exclusive lock a `run` or `resume` holds on its run folder while it writes it: an OS file
+/// lock on `RUN/.lock` (released by the OS when the process ends, also on SIGKILL, so a stale
+/// lock never blocks a later `resume`). The file holds the owner's process id, for messages.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+/// Takes the run folder `dir` (created if missing) for this process, or fails with bad input
+/// naming the process that holds it.
+pub fn lock_run_folder(dir: &Path) -> Result<RunLock> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(".lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let pid = std::process::id().to_string();
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(pid.as_bytes()))
+                .map_err(|e| Error::io(&path, e))?;
+            Ok(RunLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "unknown" } else { holder };
+            Err(Error::config(
+                "output.dir",
+                format!(
+                    "{} is being written by another gradus process (pid {holder}); wait for it \
+                     to end or choose another --out",
+                    dir.display()
+                ),
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
 fn prepare_folder(dir: &Path) -> Result<()> {
     if dir.join("pipeline.json").exists() {
         return Err(Error::config(
@@ -105,6 +158,9 @@ pub fn run(
     }
     let dir = run_folder(&pipeline, out);
     let mut exp = build(pipeline).map_err(Failure::BadInput)?;
+    // Locked before the "already holds a run" check, so two runs started together cannot both
+    // pass it.
+    let _lock = lock_run_folder(&dir).map_err(Failure::BadInput)?;
     prepare_folder(&dir).map_err(Failure::BadInput)?;
     write_pipeline(&exp, &dir).map_err(Failure::Runtime)?;
     if !quiet {
@@ -135,12 +191,26 @@ pub fn resume(
     interrupt: Arc<AtomicBool>,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
     let pipeline_path = dir.join("pipeline.json");
+    if !pipeline_path.exists() {
+        return Err(Failure::BadInput(Error::config(
+            "run_dir",
+            format!("{} holds no run (no pipeline.json)", dir.display()),
+        )));
+    }
+    let _lock = lock_run_folder(dir).map_err(Failure::BadInput)?;
     let pipeline = load_pipeline(Some(&pipeline_path)).map_err(Failure::BadInput)?;
     let mut exp = build(pipeline).map_err(Failure::BadInput)?;
-    let checkpoint = crate::checkpoint::locate(&dir.join("checkpoints").join("last"));
+    let checkpoint = crate::checkpoint::locate_for_resume(&dir.join("checkpoints").join("last"))
+        .map_err(Failure::BadInput)?;
     let state = match checkpoint {
         Some(cp) => crate::checkpoint::load(&mut exp, &cp).map_err(Failure::BadInput)?,
-        None => fresh_state(exp.pipeline.seed),
+        None => {
+            eprintln!(
+                "{} has no checkpoint yet (stopped before its first): starting again at epoch 1",
+                dir.display()
+            );
+            fresh_state(exp.pipeline.seed)
+        }
     };
     if !quiet {
         println!(

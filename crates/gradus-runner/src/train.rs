@@ -51,8 +51,10 @@ pub struct StepTiming {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Accuracy on the test split (classification with a test split).
+    #[serde(with = "gradus_core::json_float::option")]
     pub test_accuracy: Option<f64>,
-    /// Loss on the test split.
+    /// Loss on the test split (`"inf"` / `"nan"` when it diverged).
+    #[serde(with = "gradus_core::json_float::option")]
     pub test_loss: Option<f64>,
     /// Epoch (1-based) of the best monitored value.
     pub best_epoch: Option<usize>,
@@ -60,6 +62,10 @@ pub struct Report {
     pub epochs_run: usize,
     /// Why training ended.
     pub stopped_because: String,
+    /// The first epoch (1-based) whose training loss was infinite or NaN, if any.
+    pub non_finite_loss_epoch: Option<usize>,
+    /// Training ended at a non-finite loss (`train.terminate_on_non_finite`): exit code 3.
+    pub terminated_on_non_finite: bool,
     /// Wall-clock seconds of this invocation (a resumed run counts its own time).
     pub wall_seconds: f64,
     /// Training samples processed per second of training-step time.
@@ -269,6 +275,8 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
         None
     };
     let mut interrupted = false;
+    let mut terminated = false;
+    let terminate_on_non_finite = exp.pipeline.train.terminate_on_non_finite;
     while stop_reason.is_none() && state.epochs_done < epochs {
         let epoch_start = Instant::now();
         let epoch = state.epochs_done;
@@ -283,7 +291,7 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             mut steps,
             mut skipped,
         ) = (0.0, 0.0, 0.0, 0usize, 0usize, 0usize, 0usize);
-        for indices in &batches {
+        for (batch_index, indices) in batches.iter().enumerate() {
             if opts.interrupt.load(Ordering::SeqCst) {
                 interrupted = true;
                 break;
@@ -303,6 +311,15 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             let out = exp.model.forward(&x, &mut ctx)?;
             let loss = exp.loss.compute(&out, &targets)?;
             let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if terminate_on_non_finite && !loss_value.is_finite() {
+                stop_reason = Some(format!(
+                    "non-finite loss ({loss_value}) at epoch {}, batch {} (terminate_on_non_finite)",
+                    epoch + 1,
+                    batch_index + 1
+                ));
+                terminated = true;
+                break;
+            }
             let mut total = loss;
             let mut penalty = 0.0;
             timed(&mut timing.regularizer_seconds, || {
@@ -384,6 +401,16 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             progress.finish("interrupted");
             break;
         }
+        if terminated {
+            progress.finish("stopped: non-finite loss");
+            eprintln!(
+                "{}",
+                stop_reason
+                    .as_deref()
+                    .unwrap_or("stopped at a non-finite loss")
+            );
+            break;
+        }
         let (val_loss, val_accuracy) = match exp.val.clone() {
             Some(val) => {
                 let (l, a) = evaluate(exp, &val)?;
@@ -436,7 +463,7 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             checkpoint::save(exp, &state, &checkpoints.join("best"))?;
         }
         let every = exp.pipeline.output.checkpoint_every;
-        if every > 0 && state.epochs_done % every == 0 {
+        if every > 0 && state.epochs_done.is_multiple_of(every) {
             checkpoint::save(exp, &state, &checkpoints.join("last"))?;
         }
         metrics::write_all(&opts.dir, &state.metrics)?;
@@ -448,12 +475,22 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
         started.elapsed(),
         timing,
         samples,
-        interrupted,
-        stop_reason,
+        Ending {
+            interrupted,
+            terminated,
+            stop_reason,
+        },
     )
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How the epoch loop ended.
+struct Ending {
+    interrupted: bool,
+    /// At a non-finite loss, with `terminate_on_non_finite`.
+    terminated: bool,
+    stop_reason: Option<String>,
+}
+
 fn finish(
     exp: &mut Experiment,
     state: TrainingState,
@@ -461,9 +498,13 @@ fn finish(
     elapsed: Duration,
     timing: StepTiming,
     samples: usize,
-    interrupted: bool,
-    stop_reason: Option<String>,
+    ending: Ending,
 ) -> Result<Report> {
+    let Ending {
+        interrupted,
+        terminated,
+        stop_reason,
+    } = ending;
     let checkpoints = opts.dir.join("checkpoints");
     let epochs = exp.pipeline.train.epochs;
     if interrupted {
@@ -474,7 +515,9 @@ fn finish(
         )));
     }
     let every = exp.pipeline.output.checkpoint_every;
-    if every == 0 || state.epochs_done % every != 0 {
+    // Stopped mid-epoch at a non-finite loss, the weights no longer match `epochs_done`: the
+    // checkpoints already written are kept as they are.
+    if !terminated && (every == 0 || !state.epochs_done.is_multiple_of(every)) {
         checkpoint::save(exp, &state, &checkpoints.join("last"))?;
     }
     let restore = exp
@@ -499,13 +542,29 @@ fn finish(
             .unwrap_or_else(|| "gradus run".into());
         crate::plots::write_plots(&opts.dir, &state.metrics, &title)?;
     }
-    let stopped_because = stop_reason.unwrap_or_else(|| format!("completed {epochs} epochs"));
+    let non_finite_loss_epoch = state
+        .metrics
+        .iter()
+        .find(|m| !m.train_loss.is_finite())
+        .map(|m| m.epoch);
+    let terminated_on_non_finite = terminated;
+    let stopped_because = stop_reason.unwrap_or_else(|| match non_finite_loss_epoch {
+        Some(e) => {
+            format!("completed {epochs} epochs (the training loss became non-finite at epoch {e})")
+        }
+        None => format!("completed {epochs} epochs"),
+    });
+    if non_finite_loss_epoch.is_some() && !terminated {
+        eprintln!("warning: {stopped_because}");
+    }
     let report = Report {
         test_accuracy,
         test_loss,
         best_epoch: state.best.map(|(e, _)| e),
         epochs_run: state.epochs_done,
         stopped_because,
+        non_finite_loss_epoch,
+        terminated_on_non_finite,
         wall_seconds: elapsed.as_secs_f64(),
         samples_per_second: samples as f64 / timing.step_seconds.max(1e-9),
         timing,

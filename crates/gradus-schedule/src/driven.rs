@@ -202,42 +202,8 @@ pub(crate) fn untag_state<S: DeserializeOwned>(kind: &str, value: &Value) -> Res
         .map_err(|e| Error::StateMismatch(format!("invalid `{kind}` schedule state: {e}")))
 }
 
-/// Serde for an `f64` that may be infinite or NaN (JSON numbers cannot be): non-finite values
-/// are written as the strings `"inf"`, `"-inf"`, `"nan"`.
-pub(crate) mod any_f64 {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Number(f64),
-        Text(String),
-    }
-
-    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
-        match *value {
-            v if v.is_finite() => Repr::Number(v),
-            v if v.is_nan() => Repr::Text("nan".into()),
-            v if v > 0.0 => Repr::Text("inf".into()),
-            _ => Repr::Text("-inf".into()),
-        }
-        .serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-        match Repr::deserialize(deserializer)? {
-            Repr::Number(v) => Ok(v),
-            Repr::Text(t) => match t.as_str() {
-                "inf" => Ok(f64::INFINITY),
-                "-inf" => Ok(f64::NEG_INFINITY),
-                "nan" => Ok(f64::NAN),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a number, \"inf\", \"-inf\" or \"nan\", got \"{other}\""
-                ))),
-            },
-        }
-    }
-}
+/// Serde for an `f64` that may be infinite or NaN: `gradus_core::json_float`.
+pub(crate) use gradus_core::json_float as any_f64;
 
 /// The hyperparameter that momentum cycling drives: `momentum` where the optimizer has one
 /// (SGD, RMSprop), else `beta1` (Adam family); PyTorch's `cycle_momentum` rule.

@@ -44,7 +44,7 @@ impl Rule for Step {
     const NAME: &'static str = "step";
 
     fn value(&self, epoch: u64, current: f64, _initial: f64) -> f64 {
-        if epoch == 0 || epoch % self.step_size != 0 {
+        if epoch == 0 || !epoch.is_multiple_of(self.step_size) {
             current
         } else {
             current * self.gamma
