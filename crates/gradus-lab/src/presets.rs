@@ -6,12 +6,13 @@ use gradus_core::{Error, Result};
 use crate::experiment::Experiment;
 
 /// Every preset: `(name, JSON text)`, in the lecture's order.
-pub const PRESETS: [(&str, &str); 6] = [
+pub const PRESETS: [(&str, &str); 7] = [
     (
         "ill-conditioning",
         include_str!("../presets/ill-conditioning.json"),
     ),
     ("saddle", include_str!("../presets/saddle.json")),
+    ("plateau", include_str!("../presets/plateau.json")),
     ("cliff", include_str!("../presets/cliff.json")),
     ("adaptive", include_str!("../presets/adaptive.json")),
     ("batching", include_str!("../presets/batching.json")),

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::experiment::{Experiment, RunSpec};
+use crate::plot::curves::tick_label;
 use crate::problem::{nearest_minimum, Problem};
 use crate::run::Trace;
 
@@ -119,7 +120,7 @@ pub fn render_markdown(experiment: &Experiment, summaries: &[RunSummary]) -> Str
     } else {
         let list: Vec<String> = minima
             .iter()
-            .map(|m| format!("({}, {})", number(m[0]), number(m[1])))
+            .map(|m| format!("({}, {})", tick_label(m[0]), tick_label(m[1])))
             .collect();
         let _ = writeln!(
             out,

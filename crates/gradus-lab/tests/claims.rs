@@ -79,6 +79,26 @@ fn on_the_saddle_started_on_the_ridge_gd_stays_and_noisy_sgd_escapes() {
 }
 
 #[test]
+fn on_the_plateau_gd_crawls_while_momentum_and_adaptive_steps_cross_it() {
+    let (experiment, traces) = run("plateau");
+    let s = summarize(&experiment, &traces.runs);
+    let steps =
+        |r: &gradus_lab::RunSummary| r.steps_to_tolerance.expect("every run reaches the well");
+    for r in &s[1..] {
+        assert!(
+            steps(r) < steps(&s[0]),
+            "{} {} vs gd {}",
+            r.name,
+            steps(r),
+            steps(&s[0])
+        );
+    }
+    // GD's first 100 steps barely lower the loss: the plain is nearly flat.
+    let gd = &traces.runs[0];
+    assert!(gd.loss[0] - gd.loss[100] < 0.05 * gd.loss[0]);
+}
+
+#[test]
 fn adagrad_effective_step_shrinks_monotonically() {
     let (_, traces) = run("adaptive");
     let adagrad = trace(&traces, "adagrad");

@@ -85,6 +85,43 @@ pub fn clip_polyline(points: &[Point], view: &ViewBox) -> Vec<Vec<(f64, f64)>> {
     pieces
 }
 
+/// Splits a polyline where it turns back sharply (more than about 115 degrees, measured after
+/// `to_unit` maps points into the unit square of the plot), dropping repeated points.
+///
+/// Wide lines in the PNG backend are polygons mitred at every joint; at a near reversal (an
+/// oscillating run) the mitre becomes a long spike across the plot. Each split piece ends and
+/// the next starts at the turning point, so the drawing is unchanged apart from the joint.
+pub fn split_sharp_turns(
+    points: &[(f64, f64)],
+    to_unit: impl Fn((f64, f64)) -> (f64, f64),
+) -> Vec<Vec<(f64, f64)>> {
+    let mut pieces = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    let mut last_dir: Option<(f64, f64)> = None;
+    for &p in points {
+        let Some(&prev) = current.last() else {
+            current.push(p);
+            continue;
+        };
+        let (a, b) = (to_unit(prev), to_unit(p));
+        let d = (b.0 - a.0, b.1 - a.1);
+        let len = d.0.hypot(d.1);
+        if len < 1e-4 {
+            continue; // under a pixel: no direction
+        }
+        let dir = (d.0 / len, d.1 / len);
+        if last_dir.is_some_and(|l| l.0 * dir.0 + l.1 * dir.1 < -0.4) {
+            pieces.push(std::mem::replace(&mut current, vec![prev]));
+        }
+        current.push(p);
+        last_dir = Some(dir);
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +136,29 @@ mod tests {
         let (x, y) = pieces[1][0];
         assert!((x - 1.0).abs() < 1e-12 && (y - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(pieces[1][1], (0.0, 0.5));
+    }
+
+    #[test]
+    fn a_reversal_splits_the_line_and_repeated_points_are_dropped() {
+        let id = |p| p;
+        let pieces = split_sharp_turns(
+            &[
+                (0.0, 0.0),
+                (0.5, 0.0),
+                (0.5, 0.0),
+                (1.0, 0.0),
+                (0.2, 0.05),
+                (0.2, 0.3),
+            ],
+            id,
+        );
+        assert_eq!(
+            pieces,
+            vec![
+                vec![(0.0, 0.0), (0.5, 0.0), (1.0, 0.0)],
+                vec![(1.0, 0.0), (0.2, 0.05), (0.2, 0.3)]
+            ]
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::clip::split_sharp_turns;
 use super::paths::legend_label;
 use super::{err, run_color, Figure};
 use crate::problem::{Point, Problem};
@@ -156,7 +157,7 @@ impl CurveFigure {
         Y::CoordDescType: ValueFormatter<f64>,
     {
         root.fill(&WHITE).map_err(err)?;
-        let (lo, _) = self.y_range();
+        let (lo, hi) = self.y_range();
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 22))
             .margin(14)
@@ -185,8 +186,34 @@ impl CurveFigure {
                 };
                 (k, v)
             });
+            let (x_max, (lo_y, hi_y)) = (self.x_max() as f64, (lo, hi));
+            let log = self.log;
+            let unit = move |(k, v): (f64, f64)| {
+                let y = if log {
+                    (v.ln() - lo_y.ln()) / (hi_y.ln() - lo_y.ln())
+                } else {
+                    (v - lo_y) / (hi_y - lo_y)
+                };
+                (k / x_max, y)
+            };
+            let pieces = segments(points, |v| self.drawable(v))
+                .into_iter()
+                .flat_map(|seg| {
+                    let as_f64: Vec<(f64, f64)> = seg.iter().map(|&(k, v)| (k as f64, v)).collect();
+                    let mut split = split_sharp_turns(&as_f64, unit);
+                    if split.is_empty() {
+                        split.push(Vec::new());
+                    }
+                    split
+                })
+                .map(|piece| {
+                    piece
+                        .into_iter()
+                        .map(|(k, v)| (k as usize, v))
+                        .collect::<Vec<_>>()
+                });
             let mut first = true;
-            for segment in segments(points, |v| self.drawable(v)) {
+            for segment in pieces {
                 let anno = chart
                     .draw_series(LineSeries::new(segment, style))
                     .map_err(err)?;

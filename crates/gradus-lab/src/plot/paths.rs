@@ -8,7 +8,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::clip::clip_polyline;
+use super::clip::{clip_polyline, split_sharp_turns};
 use super::contour::{contour_lines, levels, Grid};
 use super::{err, run_color, Figure};
 use crate::problem::{Point, Problem};
@@ -20,6 +20,8 @@ type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoor
 
 /// Grid resolution of the contours.
 const GRID: usize = 160;
+/// Runs with more points than this are drawn without a dot per step.
+const MAX_DOTS: usize = 500;
 /// Number of contour levels.
 const LEVELS: usize = 16;
 
@@ -119,7 +121,12 @@ impl PathsFigure<'_> {
         let trace = &self.traces[index];
         let color = run_color(index);
         let line = color.stroke_width(2);
-        let pieces = clip_polyline(&trace.points, &view);
+        let (w, h) = (view.x[1] - view.x[0], view.y[1] - view.y[0]);
+        let unit = |(x, y): (f64, f64)| ((x - view.x[0]) / w, (y - view.y[0]) / h);
+        let pieces: Vec<Vec<(f64, f64)>> = clip_polyline(&trace.points, &view)
+            .iter()
+            .flat_map(|piece| split_sharp_turns(piece, unit))
+            .collect();
         let empty = Vec::new();
         let shown: Vec<&Vec<(f64, f64)>> = if pieces.is_empty() {
             vec![&empty] // keep the legend entry of a run that never enters the view
@@ -137,7 +144,11 @@ impl PathsFigure<'_> {
                 first = false;
             }
         }
-        let dots = trace.points.iter().filter(|p| view.contains(**p));
+        // A dot per step shows the step sizes; long runs get the line alone.
+        let dots = trace
+            .points
+            .iter()
+            .filter(|p| trace.points.len() <= MAX_DOTS && view.contains(**p));
         chart
             .draw_series(dots.map(|p| Circle::new((p[0], p[1]), 2, color.filled())))
             .map_err(err)?;
