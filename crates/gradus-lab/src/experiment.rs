@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::batching::Batching;
-use crate::problem::{build_problem, Point, Problem};
+use crate::problem::{build_problem, Point, Problem, ViewBox};
 
 /// The most steps one run may take (the traces and plots stay small).
 pub const MAX_STEPS: usize = 100_000;
@@ -72,6 +72,8 @@ struct RawExperiment {
     problem: Value,
     #[serde(default)]
     start: Option<Point>,
+    #[serde(default)]
+    view: Option<[f64; 4]>,
     steps: usize,
     #[serde(default)]
     tolerance: Option<f64>,
@@ -110,6 +112,9 @@ pub struct Experiment {
     pub problem: Box<dyn Problem>,
     /// Where every run starts.
     pub start: Point,
+    /// The box drawn and measured against ("left the view"): the experiment's `view`, else
+    /// the problem's, widened to hold the start.
+    pub view: ViewBox,
     /// Optimizer steps per run.
     pub steps: usize,
     /// Distance to the nearest known minimum that counts as reached.
@@ -136,6 +141,10 @@ impl Experiment {
         let problem = build_problem(&raw.problem, "problem")?;
         let start = raw.start.unwrap_or_else(|| problem.default_start());
         check_point(&start, "start")?;
+        let view = match raw.view {
+            Some(v) => parse_view(v)?,
+            None => widen_to(problem.view(), start),
+        };
         check_steps(raw.steps)?;
         let tolerance = raw.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         if !(tolerance.is_finite() && tolerance > 0.0) {
@@ -152,6 +161,7 @@ impl Experiment {
             title: raw.title.unwrap_or_else(|| default_title.to_string()),
             problem,
             start,
+            view,
             steps: raw.steps,
             tolerance,
             runs,
@@ -167,6 +177,39 @@ fn check_point(p: &Point, path: &str) -> Result<()> {
             format!("expected a finite number, got {}", p[i]),
         )),
         None => Ok(()),
+    }
+}
+
+/// `[x_min, x_max, y_min, y_max]`, finite and non-empty.
+fn parse_view([x0, x1, y0, y1]: [f64; 4]) -> Result<ViewBox> {
+    let ok = [x0, x1, y0, y1].iter().all(|v| v.is_finite()) && x0 < x1 && y0 < y1;
+    if !ok {
+        return Err(Error::config(
+            "view",
+            format!(
+                "expected [x_min, x_max, y_min, y_max], finite with min < max, \
+                 got [{x0}, {x1}, {y0}, {y1}]"
+            ),
+        ));
+    }
+    Ok(ViewBox::new(x0, x1, y0, y1))
+}
+
+/// `view` grown (with a 10% margin on the grown side) until it holds `p`.
+fn widen_to(view: ViewBox, p: Point) -> ViewBox {
+    let grow = |[lo, hi]: [f64; 2], v: f64| {
+        let margin = 0.1 * (hi - lo).max((v - lo).abs()).max((v - hi).abs());
+        [
+            if v < lo { v - margin } else { lo },
+            if v > hi { v + margin } else { hi },
+        ]
+    };
+    if view.contains(p) {
+        return view;
+    }
+    ViewBox {
+        x: grow(view.x, p[0]),
+        y: grow(view.y, p[1]),
     }
 }
 

@@ -56,12 +56,19 @@ pub fn write_folder(experiment: &Experiment, traces: Traces, dir: &Path) -> Resu
     let paths = PathsFigure {
         title: &experiment.title,
         problem,
+        view: experiment.view,
         start: experiment.start,
         traces: &traces.runs,
         summaries: &summaries,
     };
     write_figure(dir, "paths", &paths)?;
-    let loss = CurveFigure::loss(&experiment.title, problem, &traces.runs, &summaries);
+    let loss = CurveFigure::loss(
+        &experiment.title,
+        problem,
+        &experiment.view,
+        &traces.runs,
+        &summaries,
+    );
     write_figure(dir, "loss", &loss)?;
     let steps = CurveFigure::steps(&experiment.title, &traces.runs, &summaries);
     write_figure(dir, "steps", &steps)?;

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::experiment::{Experiment, RunSpec};
 use crate::plot::curves::tick_label;
-use crate::problem::{nearest_minimum, Problem};
+use crate::problem::{nearest_minimum, Problem, ViewBox};
 use crate::run::Trace;
 
 /// The measurements of one run.
@@ -27,11 +27,10 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Measures `trace` on `problem` with `tolerance`.
-    pub fn of(trace: &Trace, problem: &dyn Problem, tolerance: f64) -> Self {
+    /// Measures `trace` on `problem` with `tolerance`, against the box `view`.
+    pub fn of(trace: &Trace, problem: &dyn Problem, view: &ViewBox, tolerance: f64) -> Self {
         let minima = problem.minima();
         let distance = |p| nearest_minimum(&minima, p).map(|(_, d)| d);
-        let view = problem.view();
         let last = trace.points[trace.points.len() - 1];
         RunSummary {
             name: trace.name.clone(),
@@ -65,7 +64,14 @@ impl RunSummary {
 pub fn summarize(experiment: &Experiment, traces: &[Trace]) -> Vec<RunSummary> {
     traces
         .iter()
-        .map(|t| RunSummary::of(t, experiment.problem.as_ref(), experiment.tolerance))
+        .map(|t| {
+            RunSummary::of(
+                t,
+                experiment.problem.as_ref(),
+                &experiment.view,
+                experiment.tolerance,
+            )
+        })
         .collect()
 }
 

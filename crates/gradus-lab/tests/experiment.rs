@@ -31,6 +31,22 @@ fn defaults_fill_start_tolerance_and_title() {
 }
 
 #[test]
+fn the_view_is_the_problems_widened_to_the_start_or_the_experiments_own() {
+    let e = parse(base()).unwrap();
+    assert_eq!(e.view, e.problem.view());
+    let mut v = base();
+    v["start"] = json!([-9.0, 1.0]);
+    let e = parse(v.clone()).unwrap();
+    assert!(e.view.contains(e.start) && e.view.x[0] < -9.0);
+    assert_eq!(e.view.y, e.problem.view().y);
+    v["view"] = json!([-10.0, 2.0, -1.0, 1.0]);
+    let e = parse(v.clone()).unwrap();
+    assert_eq!((e.view.x, e.view.y), ([-10.0, 2.0], [-1.0, 1.0]));
+    v["view"] = json!([1.0, 0.0, -1.0, 1.0]);
+    assert!(error_text(v).contains("invalid config at view"));
+}
+
+#[test]
 fn unknown_keys_name_their_path_and_suggest() {
     let mut v = base();
     v["step"] = json!(3);

@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use super::clip::split_sharp_turns;
 use super::paths::legend_label;
 use super::{err, run_color, Figure};
-use crate::problem::{Point, Problem};
+use crate::problem::{Point, Problem, ViewBox};
 use crate::run::Trace;
 use crate::summary::RunSummary;
 
@@ -41,14 +41,14 @@ pub struct CurveFigure {
 }
 
 impl CurveFigure {
-    /// The loss figure of an experiment's traces.
+    /// The loss figure of an experiment's traces (points outside `view` left out).
     pub fn loss(
         title: &str,
         problem: &dyn Problem,
+        view: &ViewBox,
         traces: &[Trace],
         summaries: &[RunSummary],
     ) -> Self {
-        let view = problem.view();
         let base = problem.min_value();
         let curves = traces
             .iter()

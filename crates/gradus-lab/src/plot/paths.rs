@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use super::clip::{clip_polyline, split_sharp_turns};
 use super::contour::{contour_lines, levels, Grid};
 use super::{err, run_color, Figure};
-use crate::problem::{Point, Problem};
+use crate::problem::{Point, Problem, ViewBox};
 use crate::run::Trace;
 use crate::summary::RunSummary;
 
@@ -29,8 +29,10 @@ const LEVELS: usize = 16;
 pub struct PathsFigure<'a> {
     /// Title above the plot.
     pub title: &'a str,
-    /// The problem (contours, minima, view box).
+    /// The problem (contours, minima).
     pub problem: &'a dyn Problem,
+    /// The box drawn.
+    pub view: ViewBox,
     /// The common start.
     pub start: Point,
     /// One trace per run.
@@ -57,7 +59,7 @@ pub(crate) fn legend_label(summary: &RunSummary) -> String {
 
 impl PathsFigure<'_> {
     fn draw_contours<DB: DrawingBackend>(&self, chart: &mut Plane<'_, DB>) -> Result<(), String> {
-        let view = self.problem.view();
+        let view = self.view;
         let grid = Grid::sample(self.problem, &view, GRID, GRID);
         let levels = levels(&grid, self.problem.min_value(), LEVELS);
         let n = levels.len().max(2) as f64 - 1.0;
@@ -72,7 +74,7 @@ impl PathsFigure<'_> {
     }
 
     fn draw_landmarks<DB: DrawingBackend>(&self, chart: &mut Plane<'_, DB>) -> Result<(), String> {
-        let view = self.problem.view();
+        let view = self.view;
         let inside = |p: &Point| view.contains(*p);
         let minima: Vec<Point> = self.problem.minima().into_iter().filter(inside).collect();
         if !minima.is_empty() {
@@ -117,7 +119,7 @@ impl PathsFigure<'_> {
         chart: &mut Plane<'_, DB>,
         index: usize,
     ) -> Result<(), String> {
-        let view = self.problem.view();
+        let view = self.view;
         let trace = &self.traces[index];
         let color = run_color(index);
         let line = color.stroke_width(2);
@@ -172,7 +174,7 @@ impl Figure for PathsFigure<'_> {
 
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(err)?;
-        let view = self.problem.view();
+        let view = self.view;
         let [x_name, y_name] = self.problem.axis_names();
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", 22))
