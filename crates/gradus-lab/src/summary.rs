@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use crate::experiment::{Experiment, RunSpec};
 use crate::plot::curves::tick_label;
-use crate::problem::{nearest_minimum, Problem, ViewBox};
+use crate::problem::{nearest_minimum, Point, Problem, ViewBox};
 use crate::run::Trace;
 
 /// The measurements of one run.
@@ -16,6 +16,8 @@ pub struct RunSummary {
     pub steps_to_tolerance: Option<usize>,
     /// Distance of the last point to the nearest known minimum.
     pub final_distance: Option<f64>,
+    /// The last point.
+    pub final_point: Point,
     /// The objective at the last point.
     pub final_loss: f64,
     /// The first step whose point is outside the problem's view box.
@@ -39,6 +41,7 @@ impl RunSummary {
                 .iter()
                 .position(|&p| distance(p).is_some_and(|d| d <= tolerance)),
             final_distance: distance(last),
+            final_point: last,
             final_loss: trace.loss[trace.loss.len() - 1],
             left_view_at: trace.points.iter().position(|&p| !view.contains(p)),
             ends_in_view: view.contains(last),
@@ -49,12 +52,12 @@ impl RunSummary {
     /// Short notes for the legend and the summary: divergence and leaving the view.
     pub fn notes(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        if let Some(step) = self.diverged_at {
-            notes.push(format!("diverged (non-finite) at step {step}"));
-        }
         if let Some(step) = self.left_view_at {
             let back = if self.ends_in_view { ", came back" } else { "" };
             notes.push(format!("left the view at step {step}{back}"));
+        }
+        if let Some(step) = self.diverged_at {
+            notes.push(format!("diverged (non-finite) at step {step}"));
         }
         notes
     }
@@ -137,9 +140,9 @@ pub fn render_markdown(experiment: &Experiment, summaries: &[RunSummary]) -> Str
     }
     let _ = writeln!(
         out,
-        "\n| run | setup | steps to tolerance | final distance | final loss | notes |"
+        "\n| run | setup | steps to tolerance | final point | final distance | final loss | notes |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for (spec, s) in experiment.runs.iter().zip(summaries) {
         let reached = match (s.steps_to_tolerance, s.final_distance) {
             (Some(k), _) => k.to_string(),
@@ -149,10 +152,12 @@ pub fn render_markdown(experiment: &Experiment, summaries: &[RunSummary]) -> Str
         let distance = s.final_distance.map_or("n/a".into(), number);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | ({}, {}) | {} | {} | {} |",
             s.name,
             describe(spec),
             reached,
+            number(s.final_point[0]),
+            number(s.final_point[1]),
             distance,
             number(s.final_loss),
             s.notes().join("; ")

@@ -203,3 +203,19 @@ fn a_diverging_run_stops_at_the_first_non_finite_point() {
     let dir = tempfile::tempdir().unwrap();
     gradus_lab::output::write_folder(&e, traces, dir.path()).unwrap();
 }
+
+#[test]
+fn the_example_experiments_parse() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            Experiment::from_text(&text, "example")
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 3);
+}

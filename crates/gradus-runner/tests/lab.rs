@@ -29,6 +29,24 @@ fn a_preset_writes_its_folder_and_prints_the_summary() {
 }
 
 #[test]
+fn preset_all_writes_one_subfolder_per_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = gradus(&[
+        "lab",
+        "--preset",
+        "all",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for name in gradus_lab::preset_names() {
+        for file in gradus_lab::output::OUTPUT_FILES {
+            assert!(dir.path().join(name).join(file).is_file(), "{name}/{file}");
+        }
+    }
+}
+
+#[test]
 fn an_experiment_file_runs_into_out() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bowl.json");
