@@ -76,7 +76,9 @@ fn load_file(path: &Path) -> Result<Experiment> {
     Experiment::from_text(&text, &stem)
 }
 
+/// Runs `experiment` into `dir`; an output folder that cannot be created is bad input.
 fn run_one(experiment: &Experiment, dir: &Path) -> std::result::Result<String, Failure> {
+    std::fs::create_dir_all(dir).map_err(|e| Failure::BadInput(Error::io(dir, e)))?;
     let report = run_to_folder(experiment, dir).map_err(Failure::Runtime)?;
     Ok(format!(
         "{}\nlab folder: {}\n",

@@ -107,6 +107,13 @@ fn bad_input_exits_with_code_2_and_names_the_path() {
 
     let (code, _, _) = gradus(&["lab", dir.path().join("missing.json").to_str().unwrap()]);
     assert_eq!(code, Some(2));
+
+    // An output folder that cannot be created (a file is in the way).
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = blocker.join("sub");
+    let (code, _, stderr) = gradus(&["lab", "--preset", "saddle", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
 }
 
 #[test]
