@@ -219,3 +219,28 @@ fn the_example_experiments_parse() {
     }
     assert!(count >= 3);
 }
+
+#[test]
+fn wild_runs_on_every_problem_are_drawn_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wild = |name: &str| {
+        let v = json!({
+            "problem": {"type": name},
+            "steps": 25,
+            "noise": {"std": 1.0, "seed": 1},
+            "runs": [
+                {"name": "huge lr", "optimizer": {"type": "sgd", "lr": 1e3}},
+                {"name": "momentum", "optimizer": {"type": "sgd", "lr": 0.5, "momentum": 0.99}},
+                {"name": "adam", "optimizer": {"type": "adam", "lr": 5.0}},
+                {"name": "tiny", "optimizer": {"type": "sgd", "lr": 1e-12}}
+            ]
+        });
+        let e = parse(v).unwrap();
+        let report =
+            run_to_folder(&e, &dir.path().join(name)).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(report.summaries.len(), 4);
+    };
+    for entry in gradus_lab::problem::entries().unwrap() {
+        wild(entry.name);
+    }
+}
