@@ -85,6 +85,23 @@ enum Command {
         #[arg(long, value_enum)]
         path: Option<UpdatePath>,
     },
+    /// Run optimizers on a small 2-D problem and draw them (paths, loss, steps, traces.json,
+    /// summary.md): an experiment file, or a preset of the lecture's figures (`--preset all`:
+    /// every preset, one subfolder each). See docs/lab.md.
+    Lab {
+        /// The experiment JSON file.
+        experiment: Option<PathBuf>,
+        /// A preset instead of a file: ill-conditioning, saddle, cliff, adaptive, batching,
+        /// modern, or all.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Output folder (default: runs/lab/<experiment or preset>; runs/lab for `all`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// List the registered problems and the presets.
+        #[arg(long)]
+        list: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,6 +199,17 @@ fn run(cli: Cli) -> Result<String, Failure> {
             let trajectory = replay_file(&case, dtype, path).map_err(bad)?;
             Ok(serde_json::to_string(&trajectory).unwrap_or_default())
         }
+        Command::Lab {
+            experiment,
+            preset,
+            out,
+            list,
+        } => crate::lab::lab(crate::lab::LabArgs {
+            experiment,
+            preset,
+            out,
+            list,
+        }),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Gradus: optimizers, schedules, regularizers, initializers, normalization, augmentation and
 //! data pipelines for Candle, re-exported from one crate behind features (all on by default).
 //!
+//! The optimizer lab (`gradus-lab`) is behind the non-default feature `lab`.
+//!
 //! Each module is the crate of the same name: depend on `gradus-optim` alone if that is all you
 //! need. Naming this facade also links every enabled component, so all of them are registered.
 #![deny(missing_docs)]
@@ -13,6 +15,8 @@ pub use gradus_augment as augment;
 pub use gradus_data as data;
 #[cfg(feature = "init")]
 pub use gradus_init as init;
+#[cfg(feature = "lab")]
+pub use gradus_lab as lab;
 #[cfg(feature = "layers")]
 pub use gradus_layers as layers;
 #[cfg(feature = "norm")]
