@@ -252,7 +252,9 @@ impl NonFiniteGuard {
             return self.handle(what, optimizer);
         }
         let rollback = self.config.policy == NonFinitePolicy::Rollback;
-        let due = self.good_steps.is_multiple_of(self.config.snapshot_interval);
+        let due = self
+            .good_steps
+            .is_multiple_of(self.config.snapshot_interval);
         let backup = if self.config.verify_step || (rollback && due) {
             Some(Snapshot::take(optimizer)?)
         } else {
