@@ -5,8 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use candle_core::DType;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -110,17 +108,8 @@ enum Precision {
     F64,
 }
 
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let handler_flag = flag.clone();
-    // A second Ctrl-C while stopping aborts at once.
-    let _ = ctrlc::set_handler(move || {
-        if handler_flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after the current batch (Ctrl-C again to abort)...");
-    });
-    flag
+fn interrupt_flag() -> crate::signals::Interrupt {
+    crate::signals::Interrupt::from_signals()
 }
 
 /// The results of a run, or the exit-code-3 failure of one stopped at a non-finite loss.
@@ -220,6 +209,10 @@ pub fn main() -> ExitCode {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
+        }
+        Err(Failure::Interrupted { message, code }) => {
+            eprintln!("{message}");
+            ExitCode::from(code)
         }
         Err(Failure::NonFiniteLoss(text)) => {
             println!("{text}");

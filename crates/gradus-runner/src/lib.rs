@@ -17,6 +17,7 @@ pub mod plots;
 pub mod replay;
 pub mod run;
 pub mod schema;
+pub mod signals;
 pub mod train;
 
 // Name every component crate so that the linker keeps their registrations.

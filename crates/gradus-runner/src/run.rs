@@ -1,14 +1,13 @@
 //! `gradus run`, `gradus resume` and `gradus validate`: from a pipeline file to a run folder.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use gradus_core::{Error, Result};
 
 use crate::experiment::{build, model_summary, Experiment};
 use crate::pipeline::{Pipeline, DEFAULT_PIPELINE};
-use crate::train::{fresh_state, train, Report, RunOptions};
+use crate::signals::Interrupt;
+use crate::train::{fresh_state, train, Ended, Report, RunOptions};
 
 /// A failed command: bad input (exit code 2) or a failure while running (exit code 1).
 #[derive(Debug)]
@@ -17,6 +16,14 @@ pub enum Failure {
     BadInput(Error),
     /// Something failed while training or writing outputs.
     Runtime(Error),
+    /// The run was stopped by SIGINT or SIGTERM after a batch; the message says which
+    /// checkpoint `resume` continues from. Exit code 128 + the signal's number (130, 143).
+    Interrupted {
+        /// What was kept, and how to continue.
+        message: String,
+        /// The exit code.
+        code: u8,
+    },
     /// The run stopped at a non-finite loss (`train.terminate_on_non_finite`); the run folder
     /// and its report are complete. Exit code 3. Holds the lines printed as a run's results.
     NonFiniteLoss(String),
@@ -30,6 +37,7 @@ impl Failure {
             Failure::BadInput(_) => 2,
             Failure::Runtime(_) => 1,
             Failure::NonFiniteLoss(_) => 3,
+            Failure::Interrupted { code, .. } => *code,
         }
     }
 
@@ -37,7 +45,7 @@ impl Failure {
     pub fn error(&self) -> Option<&Error> {
         match self {
             Failure::BadInput(e) | Failure::Runtime(e) => Some(e),
-            Failure::NonFiniteLoss(_) => None,
+            Failure::NonFiniteLoss(_) | Failure::Interrupted { .. } => None,
         }
     }
 }
@@ -150,7 +158,7 @@ pub fn run(
     out: Option<PathBuf>,
     seed: Option<u64>,
     quiet: bool,
-    interrupt: Arc<AtomicBool>,
+    interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
     let mut pipeline = load_pipeline(path).map_err(Failure::BadInput)?;
     if let Some(seed) = seed {
@@ -172,8 +180,19 @@ pub fn run(
         quiet,
         interrupt,
     };
-    let report = train(&mut exp, state, &opts).map_err(Failure::Runtime)?;
+    let report = finished(train(&mut exp, state, &opts), &opts)?;
     Ok((dir, report))
+}
+
+/// The report of a training that ended, or the failure of one that did not.
+fn finished(ended: Result<Ended>, opts: &RunOptions) -> std::result::Result<Report, Failure> {
+    match ended.map_err(Failure::Runtime)? {
+        Ended::Finished(report) => Ok(report),
+        Ended::Interrupted(message) => Err(Failure::Interrupted {
+            message,
+            code: opts.interrupt.exit_code(),
+        }),
+    }
 }
 
 fn write_pipeline(exp: &Experiment, dir: &Path) -> Result<()> {
@@ -188,7 +207,7 @@ fn write_pipeline(exp: &Experiment, dir: &Path) -> Result<()> {
 pub fn resume(
     dir: &Path,
     quiet: bool,
-    interrupt: Arc<AtomicBool>,
+    interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
     let pipeline_path = dir.join("pipeline.json");
     if !pipeline_path.exists() {
@@ -224,6 +243,6 @@ pub fn resume(
         quiet,
         interrupt,
     };
-    let report = train(&mut exp, state, &opts).map_err(Failure::Runtime)?;
+    let report = finished(train(&mut exp, state, &opts), &opts)?;
     Ok((dir.to_path_buf(), report))
 }

@@ -3,8 +3,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
@@ -31,7 +29,7 @@ pub struct RunOptions {
     /// One line per epoch instead of a progress bar.
     pub quiet: bool,
     /// Set (by Ctrl-C) to stop after the current batch.
-    pub interrupt: Arc<AtomicBool>,
+    pub interrupt: crate::signals::Interrupt,
 }
 
 /// Where the time of the training steps went (seconds, summed over the run).
@@ -245,9 +243,18 @@ fn timed<T>(acc: &mut f64, f: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
+/// How a call of [`train`] ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Trained to the end (all epochs, early stopping, or a non-finite loss): the report.
+    Finished(Report),
+    /// Stopped by a signal after a batch; says which checkpoint `resume` continues from.
+    Interrupted(String),
+}
+
 /// Trains from `state` (fresh or loaded from a checkpoint) to the end, writing metrics,
 /// checkpoints, plots and `report.json` into `opts.dir`.
-pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) -> Result<Report> {
+pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) -> Result<Ended> {
     let started = Instant::now();
     let epochs = exp.pipeline.train.epochs;
     let checkpoints = opts.dir.join("checkpoints");
@@ -278,6 +285,10 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
     let mut terminated = false;
     let terminate_on_non_finite = exp.pipeline.train.terminate_on_non_finite;
     while stop_reason.is_none() && state.epochs_done < epochs {
+        if opts.interrupt.requested() {
+            interrupted = true;
+            break;
+        }
         let epoch_start = Instant::now();
         let epoch = state.epochs_done;
         let batches = exp.loader.epoch_indices(epoch)?;
@@ -292,7 +303,7 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
             mut skipped,
         ) = (0.0, 0.0, 0.0, 0usize, 0usize, 0usize, 0usize);
         for (batch_index, indices) in batches.iter().enumerate() {
-            if opts.interrupt.load(Ordering::SeqCst) {
+            if opts.interrupt.requested() {
                 interrupted = true;
                 break;
             }
@@ -499,7 +510,7 @@ fn finish(
     timing: StepTiming,
     samples: usize,
     ending: Ending,
-) -> Result<Report> {
+) -> Result<Ended> {
     let Ending {
         interrupted,
         terminated,
@@ -508,10 +519,10 @@ fn finish(
     let checkpoints = opts.dir.join("checkpoints");
     let epochs = exp.pipeline.train.epochs;
     if interrupted {
-        return Err(Error::Unsupported(format!(
-            "interrupted after epoch {}; the last checkpoint is kept: continue with `gradus resume {}`",
+        return Ok(Ended::Interrupted(interrupted_message(
+            &checkpoints.join("last"),
             state.epochs_done,
-            opts.dir.display()
+            &opts.dir,
         )));
     }
     let every = exp.pipeline.output.checkpoint_every;
@@ -571,7 +582,27 @@ fn finish(
     };
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Unsupported(e.to_string()))?;
     gradus_core::state_dict::write_atomically(&opts.dir.join("report.json"), &json)?;
-    Ok(report)
+    Ok(Ended::Finished(report))
+}
+
+/// What an interrupted run keeps, precisely: the checkpoint `resume` will continue from (read
+/// from disk, never assumed), or that there is none yet. The batches of the epoch in progress
+/// are not kept: `resume` runs that epoch again, from the checkpoint, bit-identically.
+fn interrupted_message(last: &Path, epochs_done: usize, dir: &Path) -> String {
+    let during = epochs_done + 1;
+    match checkpoint::epochs_in(last) {
+        Some(kept) => format!(
+            "interrupted during epoch {during}; checkpoints/last holds epoch {kept}: \
+             `gradus resume {}` continues with epoch {}",
+            dir.display(),
+            kept + 1
+        ),
+        None => format!(
+            "interrupted during epoch {during}, before the first checkpoint was written: \
+             `gradus resume {}` starts again at epoch 1",
+            dir.display()
+        ),
+    }
 }
 
 fn restore_best(exp: &mut Experiment, best: &Path) -> Result<()> {

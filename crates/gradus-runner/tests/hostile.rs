@@ -207,3 +207,63 @@ fn a_run_folder_has_one_writer_and_a_killed_writer_leaves_no_stale_lock() {
     let taken = gradus_runner::run::lock_run_folder(&run).expect("no stale lock");
     drop(taken);
 }
+
+/// Starts a long run into `run`, waits until `ready(run)`, sends `signal` and returns the exit
+/// code and stderr.
+fn signalled(
+    dir: &Path,
+    checkpoint_every: usize,
+    signal: &str,
+    ready: impl Fn(&Path) -> bool,
+) -> (Option<i32>, String) {
+    let mut p = pipeline(1, 400, 8);
+    p["output"]["checkpoint_every"] = json!(checkpoint_every);
+    let path = write(dir, &format!("{signal}.json"), &p);
+    let run = dir.join(format!("run-{signal}"));
+    let child = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !ready(&run) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), text(&out.stderr))
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_and_sigint_stop_after_a_batch_and_say_which_checkpoint_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    // SIGTERM once an epoch is checkpointed: exit 143, the checkpoint named by its epoch.
+    let (code, err) = signalled(dir.path(), 1, "TERM", |run| {
+        run.join("checkpoints/last/state.json").exists()
+    });
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("checkpoints/last holds epoch"), "{err}");
+    // SIGINT before any checkpoint (only at the end): exit 130, and no checkpoint is claimed.
+    let (code, err) = signalled(dir.path(), 1000, "INT", |run| {
+        run.join("pipeline.json").exists()
+    });
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("before the first checkpoint"), "{err}");
+    assert!(!err.contains("holds epoch"), "{err}");
+}
