@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod json_float;
 pub mod json_strict;
+pub mod limits;
 mod macros;
 pub mod plugin;
 pub mod registry;

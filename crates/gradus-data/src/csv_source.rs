@@ -99,6 +99,16 @@ impl CsvSource {
     pub fn read(&self) -> Result<Dataset> {
         let cfg = &self.config;
         let file = &cfg.path;
+        // Only a regular file, bounded in size, is read: a device such as /dev/zero, or a file
+        // past the limit, would grow one record until allocation fails.
+        let meta = std::fs::metadata(file).map_err(|e| Error::io(file, e))?;
+        if !meta.is_file() {
+            return Err(Error::config(
+                "data.source.path",
+                format!("{} is not a regular file", file.display()),
+            ));
+        }
+        gradus_core::limits::data_bytes(&file.display().to_string(), "the CSV file", meta.len())?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(cfg.header)
             .delimiter(cfg.delimiter as u8)

@@ -158,6 +158,10 @@ pub fn read_idx(path: &Path, ndim: usize) -> Result<(Vec<usize>, Vec<u8>)> {
             file_len.saturating_sub(header_len)
         )));
     }
+    // Bounded before a byte of data is decoded (a gzip bomb declares what it inflates to).
+    let origin = path.display().to_string();
+    gradus_core::limits::data_bytes(&origin, "the declared data", declared)?;
+    gradus_core::limits::tensor_elements(&origin, "the declared data", &dims)?;
     // A plain file's size was just checked, so its declared size is safe to reserve; a gzipped
     // stream's buffer grows only with the bytes actually decoded. One byte past the declared
     // size is enough to detect trailing data.

@@ -104,12 +104,15 @@ impl Stack {
                 input_shape: shape.clone(),
                 vars: at.vars,
                 prefix: join_path(prefix, &i.to_string()),
+                path: layer_path.clone(),
                 rng: &mut *at.rng,
                 dtype: at.dtype,
                 device: at.device.clone(),
             };
             let layer = build_layer(config, &layer_path, &mut ctx)?;
             shape = layer.output_shape();
+            // Each batch holds N of these: bounded before a forward pass allocates them.
+            gradus_core::limits::tensor_elements(&layer_path, "one output sample", &shape)?;
             let (name, _) = split_type(config, &layer_path)?;
             summary.push((name, shape.clone()));
             layers.push(layer);

@@ -151,6 +151,7 @@ impl Conv2d {
             &default_init(),
             &gradus_core::config::join_path(path, "init"),
         )?;
+        ctx.check_parameter("weight", &shape)?;
         let device = ctx.device.clone();
         let w = init.init(&shape, ctx.dtype, &device, ctx.rng)?;
         let weight = ctx.parameter("weight", w)?;

@@ -87,6 +87,7 @@ impl Linear {
             &default_init(),
             &gradus_core::config::join_path(path, "init"),
         )?;
+        ctx.check_parameter("weight", &[out, in_features])?;
         let device = ctx.device.clone();
         let w = init.init(&[out, in_features], ctx.dtype, &device, ctx.rng)?;
         let weight = ctx.parameter("weight", w)?;

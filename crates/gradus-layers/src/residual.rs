@@ -64,6 +64,7 @@ impl Residual {
                     input_shape: input.clone(),
                     vars: ctx.vars,
                     prefix: join_path(&ctx.prefix, "projection"),
+                    path: join_path(path, "projection"),
                     rng: &mut *ctx.rng,
                     dtype: ctx.dtype,
                     device: ctx.device.clone(),

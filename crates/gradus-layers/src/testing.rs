@@ -32,6 +32,7 @@ pub(crate) fn context_of<'a>(
         input_shape: shape.to_vec(),
         vars,
         prefix: "layer".to_string(),
+        path: "layer".to_string(),
         rng,
         dtype,
         device: Device::Cpu,

@@ -15,6 +15,7 @@ pub(crate) fn context<'a>(
         input_shape: shape.to_vec(),
         vars,
         prefix: "bn".to_string(),
+        path: "bn".to_string(),
         rng,
         dtype: DType::F64,
         device: Device::Cpu,

@@ -181,6 +181,7 @@ fn build(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<Box<dyn L
             "drop_connect needs a non-scalar input sample",
         ));
     };
+    ctx.check_parameter("weight", &[config.out_features, in_features])?;
     let (dtype, device) = (ctx.dtype, ctx.device.clone());
     let (w, b) = kaiming_uniform_linear(
         in_features,

@@ -267,3 +267,37 @@ fn sigterm_and_sigint_stop_after_a_batch_and_say_which_checkpoint_is_kept() {
     assert!(err.contains("before the first checkpoint"), "{err}");
     assert!(!err.contains("holds epoch"), "{err}");
 }
+
+#[test]
+fn sizes_from_the_pipeline_are_bounded_before_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for out in [json!(9223372036854775808u64), json!(4294967296u64)] {
+        let mut p = pipeline(1, 1, 64);
+        p["model"]["layers"][0]["out"] = out;
+        cases.push((p, "model.layers[0]"));
+    }
+    let mut p = pipeline(1, 1, 64);
+    p["model"]["layers"][0] = json!({"type": "drop_connect", "out_features": 100_000_000u64});
+    cases.push((p, "model.layers[0]"));
+    let mut p = pipeline(1, 1, 64);
+    p["data"]["source"] = json!({"type": "synthetic", "kind": "blobs", "n": 10_000_000_000u64});
+    p["data"].as_object_mut().unwrap().remove("preprocess");
+    cases.push((p, "data.source.n"));
+    for (i, (p, at)) in cases.into_iter().enumerate() {
+        let path = write(dir.path(), &format!("big{i}.json"), &p);
+        let started = Instant::now();
+        let out = gradus(&["validate", path.to_str().unwrap()]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(
+            err.contains(at) && err.contains("GRADUS_MAX_TENSOR_ELEMENTS"),
+            "case {i}: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "case {i} took {:?}",
+            started.elapsed()
+        );
+    }
+}

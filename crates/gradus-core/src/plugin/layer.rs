@@ -19,6 +19,8 @@ pub struct LayerContext<'a> {
     pub vars: &'a VarMap,
     /// Name prefix of this layer's parameters (`layers.3`).
     pub prefix: String,
+    /// JSON path of this layer's config (`model.layers[3]`), for messages.
+    pub path: String,
     /// Seeded generator for initial values.
     pub rng: &'a mut SeededRng,
     /// Parameter dtype.
@@ -28,6 +30,12 @@ pub struct LayerContext<'a> {
 }
 
 impl LayerContext<'_> {
+    /// Checks, before it is allocated, that a parameter `name` of shape `dims` stays within
+    /// [`crate::limits::max_tensor_elements`]; the error names the layer.
+    pub fn check_parameter(&self, name: &str, dims: &[usize]) -> Result<()> {
+        crate::limits::tensor_elements(&self.path, name, dims).map(|_| ())
+    }
+
     /// Registers a trainable parameter `prefix.name` with the given initial value.
     pub fn parameter(&mut self, name: &str, initial: Tensor) -> Result<Tensor> {
         let full = join_path(&self.prefix, name);

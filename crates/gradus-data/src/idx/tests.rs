@@ -160,3 +160,25 @@ fn missing_paths_are_config_errors() {
     let err = load(&"/nonexistent/a".into(), &"/nonexistent/b".into()).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
+
+#[test]
+fn a_gzip_bomb_within_the_ratio_is_refused_by_the_data_limit() {
+    // 30,000 x 100 x 100 zero bytes (300 MB) compress to about 300 KB: within the ratio check,
+    // past the 2^28-element limit, so refused from the header, before decoding.
+    let (_, labels) = sample();
+    let mut bomb = Vec::new();
+    {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(&mut bomb, flate2::Compression::best());
+        enc.write_all(&idx_bytes(&[30_000, 100, 100], &[])).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..286 {
+            enc.write_all(&zeros).unwrap();
+        }
+        enc.finish().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let err = rejection(&bomb, &labels);
+    assert!(err.contains("GRADUS_MAX_TENSOR_ELEMENTS"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

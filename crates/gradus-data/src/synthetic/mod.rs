@@ -148,6 +148,13 @@ impl Synthetic {
                 format!("{kind:?} needs at least {min_n} samples, got {}", params.n),
             ));
         }
+        // Bounded before anything is generated (the degree adds columns to `polynomial`).
+        let columns = params.features.max(params.degree + 1);
+        gradus_core::limits::tensor_elements(
+            &join_path(path, "n"),
+            "the features",
+            &[params.n, columns],
+        )?;
         Ok(synthetic)
     }
 
