@@ -30,6 +30,8 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("radam", 2),
     ("adamax", 2),
     ("adadelta", 2),
+    ("lamb", 2),
+    ("lars", 1),
     // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
     ("lion", 1),
 ];

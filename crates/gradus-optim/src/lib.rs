@@ -44,7 +44,7 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, sgd,
+    adadelta, adagrad, adam, adamax, adamw, decay, lamb, lars, moments, nadam, radam, rmsprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -60,6 +60,8 @@ pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
 pub use rules::adamw::{AdamW, AdamWConfig};
+pub use rules::lamb::{Lamb, LambConfig};
+pub use rules::lars::{Lars, LarsConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};

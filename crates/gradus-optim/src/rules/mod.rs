@@ -10,6 +10,8 @@ pub mod adam;
 pub mod adamax;
 pub mod adamw;
 pub mod decay;
+pub mod lamb;
+pub mod lars;
 pub mod moments;
 pub mod nadam;
 pub mod radam;

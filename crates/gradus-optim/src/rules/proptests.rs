@@ -228,6 +228,22 @@ proptest! {
         compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
     }
 
+    #[test]
+    fn lamb(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), eps in 1e-8f64..1e-3,
+            weight_decay in wd(), weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), grad_averaging in any::<bool>(),
+            adam in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LambConfig { lr, betas, eps, weight_decay, weight_decouple, fixed_decay, grad_averaging, adam, maximize, ..LambConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn lars(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.5, momentum in prop_oneof![Just(0.0), unit()],
+            dampening in prop_oneof![Just(0.0), unit()], weight_decay in wd(), trust_coefficient in 1e-3f64..1.0,
+            nesterov in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LarsConfig { lr, momentum, dampening, weight_decay, trust_coefficient, nesterov, maximize, ..LarsConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
     /// f32, f64 and f16 parameters in one list: auto runs the fused kernel on the first two and
     /// the reference path on f16, and matches an all-reference run.
     #[test]
