@@ -32,6 +32,10 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("adadelta", 2),
     ("lamb", 2),
     ("lars", 1),
+    ("adan", 4),
+    ("adopt", 2),
+    ("ademamix", 3),
+    ("adabelief", 2),
     // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
     ("lion", 1),
 ];

@@ -244,6 +244,36 @@ proptest! {
         compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
     }
 
+    #[test]
+    fn adan(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b in (0.5f64..0.99, 0.5f64..0.99, 0.5f64..0.999),
+            eps in 1e-8f64..1e-3, weight_decay in wd(), weight_decouple in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdanConfig { lr, betas: b, eps, weight_decay, weight_decouple, maximize, ..AdanConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn adopt(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), eps in 1e-8f64..1e-3,
+             weight_decay in wd(), weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdoptConfig { lr, betas, eps, weight_decay, weight_decouple, fixed_decay, maximize, ..AdoptConfig::default() };
+        compare(cfg, &s, &[d], seed, 4, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn ademamix(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b in (0.5f64..0.99, 0.5f64..0.999, 0.9f64..0.9999),
+                alpha in 0.0f64..10.0, t in prop_oneof![Just(None), (1.0f64..10.0).prop_map(Some)], eps in 1e-8f64..1e-3,
+                weight_decay in wd(), weight_decouple in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdemamixConfig { lr, betas: b, alpha, t_alpha_beta3: t, eps, weight_decay, weight_decouple, maximize, ..AdemamixConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn adabelief(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b1 in 0.0f64..0.99, b2 in prop_oneof![0.5f64..0.9, 0.9f64..0.9999],
+                 eps in 1e-16f64..1e-3, weight_decay in wd(), weight_decouple in any::<bool>(), rectify in any::<bool>(),
+                 degenerated_to_sgd in any::<bool>(), ams_bound in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdabeliefConfig { lr, betas: (b1, b2), eps, weight_decay, weight_decouple, rectify, degenerated_to_sgd, ams_bound, maximize, ..AdabeliefConfig::default() };
+        compare(cfg, &s, &[d], seed, 8, UpdatePath::Fused)?;
+    }
+
     /// f32, f64 and f16 parameters in one list: auto runs the fused kernel on the first two and
     /// the reference path on f16, and matches an all-reference run.
     #[test]
