@@ -16,7 +16,7 @@ use gradus_benches::{
 };
 use gradus_core::NamedVar;
 use gradus_optim::{build_optimizer, UpdatePath};
-// Links the plugin crate so that its `lion` registration is kept.
+// Links the plugin crate so that its `signum` registration is kept.
 use custom_optimizer as _;
 
 /// Optimizer names (registry) and their state buffers under default hyperparameters.
@@ -36,8 +36,9 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("adopt", 2),
     ("ademamix", 3),
     ("adabelief", 2),
-    // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
     ("lion", 1),
+    // The plugin example's Signum (examples/custom-optimizer): its own crate, its own kernel.
+    ("signum", 1),
 ];
 
 fn params(layout: Layout) -> (Vec<Var>, GradStore) {

@@ -67,6 +67,7 @@ pub use rules::ademamix::{Ademamix, AdemamixConfig};
 pub use rules::adopt::{Adopt, AdoptConfig};
 pub use rules::lamb::{Lamb, LambConfig};
 pub use rules::lars::{Lars, LarsConfig};
+pub use rules::lion::{Lion, LionConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};

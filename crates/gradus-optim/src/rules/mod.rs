@@ -16,6 +16,7 @@ pub mod adopt;
 pub mod decay;
 pub mod lamb;
 pub mod lars;
+pub mod lion;
 pub mod moments;
 pub mod nadam;
 pub mod radam;

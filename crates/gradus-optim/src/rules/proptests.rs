@@ -274,6 +274,13 @@ proptest! {
         compare(cfg, &s, &[d], seed, 8, UpdatePath::Fused)?;
     }
 
+    #[test]
+    fn lion(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), weight_decay in wd(),
+            weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LionConfig { lr, betas, weight_decay, weight_decouple, fixed_decay, maximize, ..LionConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
     /// f32, f64 and f16 parameters in one list: auto runs the fused kernel on the first two and
     /// the reference path on f16, and matches an all-reference run.
     #[test]
