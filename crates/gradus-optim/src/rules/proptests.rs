@@ -313,6 +313,53 @@ fn multi_chunk_tensors_match() {
     }
 }
 
+/// The trust-ratio kernels (LAMB, LARS) over tensors of many chunks: the partial sums reduced
+/// on rayon's pool give the reference path's trust ratio up to summation order, so parameters
+/// agree to rounding (compared absolutely: θ − r·u cancels near zero).
+#[test]
+fn trust_ratio_kernels_over_many_chunks_match() {
+    fn close<R: Rule>(cfg: R, seed: u64) {
+        let shapes = [vec![100_003], vec![3, 50_000]];
+        for d in [DType::F32, DType::F64] {
+            let (a, b) = (
+                make_vars(&shapes, &[d], seed),
+                make_vars(&shapes, &[d], seed),
+            );
+            let mut fused = GroupedOptimizer::from_named(a.clone(), cfg.clone()).unwrap();
+            fused.set_update_path(UpdatePath::Fused);
+            let mut reference = GroupedOptimizer::from_named(b.clone(), cfg.clone()).unwrap();
+            reference.set_update_path(UpdatePath::Reference);
+            for step in 0..3 {
+                fused.apply(&grads_for(&a, step, seed)).unwrap();
+                reference.apply(&grads_for(&b, step, seed)).unwrap();
+            }
+            let tol = if d == DType::F64 { 1e-13 } else { 1e-5 };
+            for (x, y) in a.iter().zip(&b) {
+                for (u, v) in flat(x.var.as_tensor()).iter().zip(flat(y.var.as_tensor())) {
+                    assert!((u - v).abs() <= tol, "{} {d:?}: {u} vs {v}", x.name);
+                }
+            }
+        }
+    }
+    close(
+        LambConfig {
+            lr: 0.01,
+            weight_decay: 0.01,
+            ..LambConfig::default()
+        },
+        9,
+    );
+    close(
+        LarsConfig {
+            lr: 0.1,
+            weight_decay: 0.01,
+            nesterov: true,
+            ..LarsConfig::default()
+        },
+        10,
+    );
+}
+
 /// A step of many small tensors (over the serial threshold in all) runs them in parallel, each
 /// readying its own buffers there; every kernel's specialized loops (maximize, weight decay)
 /// must still match the reference path.
