@@ -16,7 +16,7 @@ use gradus_benches::{
 };
 use gradus_core::NamedVar;
 use gradus_optim::{build_optimizer, UpdatePath};
-// Links the plugin crate so that its `lion` registration is kept.
+// Links the plugin crate so that its `signum` registration is kept.
 use custom_optimizer as _;
 
 /// Optimizer names (registry) and their state buffers under default hyperparameters.
@@ -30,8 +30,15 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("radam", 2),
     ("adamax", 2),
     ("adadelta", 2),
-    // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
+    ("lamb", 2),
+    ("lars", 1),
+    ("adan", 4),
+    ("adopt", 2),
+    ("ademamix", 3),
+    ("adabelief", 2),
     ("lion", 1),
+    // The plugin example's Signum (examples/custom-optimizer): its own crate, its own kernel.
+    ("signum", 1),
 ];
 
 fn params(layout: Layout) -> (Vec<Var>, GradStore) {

@@ -44,7 +44,8 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, sgd,
+    adabelief, adadelta, adagrad, adam, adamax, adamw, adan, ademamix, adopt, decay, lamb, lars,
+    moments, nadam, radam, rmsprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -55,11 +56,18 @@ pub use engine::groups::GroupSpec;
 pub use engine::kernel::{Chunk, Kernel, NoKernel, Sums, MAX_BUFFERS};
 pub use engine::path::UpdatePath;
 pub use engine::rule::{Buffers, ParamState, Rule, Scalars};
+pub use rules::adabelief::{Adabelief, AdabeliefConfig};
 pub use rules::adadelta::{Adadelta, AdadeltaConfig};
 pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
 pub use rules::adamw::{AdamW, AdamWConfig};
+pub use rules::adan::{Adan, AdanConfig};
+pub use rules::ademamix::{Ademamix, AdemamixConfig};
+pub use rules::adopt::{Adopt, AdoptConfig};
+pub use rules::lamb::{Lamb, LambConfig};
+pub use rules::lars::{Lars, LarsConfig};
+pub use rules::lion::{Lion, LionConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};

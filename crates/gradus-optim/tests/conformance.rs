@@ -4,7 +4,22 @@
 fn every_registered_optimizer_conforms() {
     let names = gradus_optim::conformance::registered().unwrap();
     for expected in [
-        "adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd",
+        "adadelta",
+        "adagrad",
+        "adam",
+        "adamax",
+        "adamw",
+        "nadam",
+        "radam",
+        "rmsprop",
+        "sgd",
+        "lamb",
+        "lars",
+        "lion",
+        "adan",
+        "adopt",
+        "ademamix",
+        "adabelief",
     ] {
         assert!(
             names.contains(&expected),

@@ -1,8 +1,9 @@
-//! An optimizer plugin written outside Gradus: Lion, with its own fused CPU kernel, registered
-//! with one macro line.
+//! An optimizer plugin written outside Gradus: Signum (sign momentum), with its own fused CPU
+//! kernel, registered with one macro line. Signum is not one of the built-in optimizers: linking
+//! this crate is what adds it.
 //!
 //! A binary that wants it names this crate (`use custom_optimizer as _;`) so the linker keeps
-//! the registration; `gradus list optimizer` then shows `lion`, `gradus replay` runs it on
+//! the registration; `gradus list optimizer` then shows `signum`, `gradus replay` runs it on
 //! either path, and a `"path": "fused"` config gets the same chunked, SIMD-dispatched,
 //! in-place engine as the built-in optimizers.
 #![deny(missing_docs)]
@@ -12,76 +13,77 @@ use gradus_core::Result;
 use gradus_optim::{Buffers, Chunk, Elem, GroupedOptimizer, Kernel, Rule, Scalars, Sums};
 use serde::{Deserialize, Serialize};
 
-/// Lion: the sign of an interpolated momentum, with decoupled weight decay.
+/// Signum: SGD on the sign of an exponential moving average of the gradient, with optional
+/// decoupled weight decay.
 ///
 /// ```text
-/// c ← β₁ m + (1 − β₁) g
-/// θ ← θ (1 − γ λ) − γ sign(c)
-/// m ← β₂ m + (1 − β₂) g                      (exp_avg)
+/// m ← β m + (1 − β) g                        (momentum)
+/// θ ← θ (1 − γ λ) − γ sign(m)
 /// ```
 ///
-/// γ = `lr`, (β₁, β₂) = `betas`, λ = `weight_decay`. Defaults from the paper and
-/// pytorch-optimizer 4.1.0's `Lion`: Chen et al., "Symbolic Discovery of Optimization
-/// Algorithms" (NeurIPS 2023).
+/// γ = `lr`, β = `beta`, λ = `weight_decay`; sign(0) = 0. This is sign momentum as optax
+/// composes it, `optax.chain(optax.ema(β, debias=False), optax.scale_by_sign(),
+/// optax.add_decayed_weights(λ), optax.scale(-γ))`, with the decay applied to θ before the step
+/// (the same update, rounded once per factor). Paper: Bernstein et al., "signSGD: Compressed
+/// Optimisation for Non-Convex Problems" (ICML 2018), which names it Signum. Unlike Lion
+/// (built in as `lion`), the step is the sign of the momentum itself, not of an interpolation
+/// between it and the gradient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LionConfig {
-    /// Learning rate γ. Default: `1e-4`.
+pub struct SignumConfig {
+    /// Learning rate γ. Default: `1e-3`.
     pub lr: f64,
-    /// (β₁, β₂). Default: `[0.9, 0.99]`.
-    pub betas: (f64, f64),
+    /// Momentum decay β. Default: `0.9`.
+    pub beta: f64,
     /// Decoupled weight decay λ. Default: `0`.
     pub weight_decay: f64,
 }
 
-impl Default for LionConfig {
+impl Default for SignumConfig {
     fn default() -> Self {
-        LionConfig {
-            lr: 1e-4,
-            betas: (0.9, 0.99),
+        SignumConfig {
+            lr: 1e-3,
+            beta: 0.9,
             weight_decay: 0.0,
         }
     }
 }
 
-/// Lion as an optimizer (also a `candle_nn::Optimizer`).
-pub type Lion = GroupedOptimizer<LionConfig>;
+/// Signum as an optimizer (also a `candle_nn::Optimizer`).
+pub type Signum = GroupedOptimizer<SignumConfig>;
 
-/// The coefficients of one Lion step, computed once and read by both paths.
+/// The coefficients of one Signum step, computed once and read by both paths.
 #[derive(Debug, Clone, Copy)]
-pub struct LionStep {
+pub struct SignumStep {
     lr: f64,
-    beta1: f64,
-    beta2: f64,
+    beta: f64,
     weight_decay: f64,
 }
 
-impl Rule for LionConfig {
-    const NAME: &'static str = "lion";
+impl Rule for SignumConfig {
+    const NAME: &'static str = "signum";
     gradus_optim::hyperparameters!(
         "lr" => lr,
-        "beta1" => betas.0,
-        "beta2" => betas.1,
+        "beta" => beta,
         "weight_decay" => weight_decay,
     );
-    type Step = LionStep;
-    type Kernel = LionKernel;
+    type Step = SignumStep;
+    type Kernel = SignumKernel;
 
     fn validate(&self) -> Result<()> {
         gradus_optim::validate::lr(self.lr)?;
-        gradus_optim::validate::betas(self.betas)?;
+        gradus_optim::validate::betas((self.beta, 0.0))?;
         gradus_optim::validate::weight_decay(self.weight_decay)
     }
 
     fn buffer_names(&self) -> Vec<&'static str> {
-        vec!["exp_avg"]
+        vec!["momentum"]
     }
 
-    fn plan(&self, _t: u64, _scalars: &mut Scalars) -> LionStep {
-        LionStep {
+    fn plan(&self, _t: u64, _scalars: &mut Scalars) -> SignumStep {
+        SignumStep {
             lr: self.lr,
-            beta1: self.betas.0,
-            beta2: self.betas.1,
+            beta: self.beta,
             weight_decay: self.weight_decay,
         }
     }
@@ -89,33 +91,29 @@ impl Rule for LionConfig {
     /// The reference update in Candle ops (any device, any float dtype).
     fn update(
         &self,
-        step: &LionStep,
+        step: &SignumStep,
         param: &Tensor,
         grad: &Tensor,
         buffers: &mut Buffers,
     ) -> Result<Tensor> {
-        let m = buffers.get_or("exp_avg", || Ok(grad.zeros_like()?))?;
-        let c = ((&m * step.beta1)? + (grad * (1.0 - step.beta1))?)?;
+        let m = buffers.get_or("momentum", || Ok(grad.zeros_like()?))?;
+        let m = ((m * step.beta)? + (grad * (1.0 - step.beta))?)?;
+        buffers.set("momentum", m.clone());
         let decayed = gradus_optim::decay::decoupled(param, step.lr, step.weight_decay)?;
-        let next = (decayed - (c.sign()? * step.lr)?)?;
-        buffers.set(
-            "exp_avg",
-            ((m * step.beta2)? + (grad * (1.0 - step.beta2))?)?,
-        );
-        Ok(next)
+        Ok((decayed - (m.sign()? * step.lr)?)?)
     }
 }
 
-/// Lion's fused CPU kernel: the same arithmetic as [`LionConfig::update`], element by element,
-/// in the reference path's order of operations. Buffer: `exp_avg`.
+/// Signum's fused CPU kernel: the same arithmetic as [`SignumConfig::update`], element by
+/// element, in the reference path's order of operations. Buffer: `momentum`.
 #[derive(Debug, Clone, Copy)]
-pub struct LionKernel;
+pub struct SignumKernel;
 
-impl Kernel<LionStep> for LionKernel {
+impl Kernel<SignumStep> for SignumKernel {
     // `inline(always)`: the engine calls this inside its per-instruction-set functions, and
     // only an inlined loop is vectorized for AVX2/AVX-512 there.
     #[inline(always)]
-    fn apply<T: Elem>(step: &LionStep, chunk: Chunk<'_, T>, _sums: &Sums) {
+    fn apply<T: Elem>(step: &SignumStep, chunk: Chunk<'_, T>, _sums: &Sums) {
         let Chunk {
             param: p,
             grad: g,
@@ -125,22 +123,21 @@ impl Kernel<LionStep> for LionKernel {
         let n = p.len();
         let (g, m) = (&g[..n], &mut m[..n]);
         // Coefficients rounded to the element type once, as Candle's scalar ops round them.
-        let (b1, one_minus_b1) = (T::of(step.beta1), T::of(1.0 - step.beta1));
-        let (b2, one_minus_b2) = (T::of(step.beta2), T::of(1.0 - step.beta2));
+        let (beta, one_minus_beta) = (T::of(step.beta), T::of(1.0 - step.beta));
         let (lr, decay) = (T::of(step.lr), T::of(1.0 - step.lr * step.weight_decay));
         let decays = step.weight_decay != 0.0;
         for i in 0..n {
-            let c = m[i] * b1 + g[i] * one_minus_b1;
+            let mi = m[i] * beta + g[i] * one_minus_beta;
+            m[i] = mi;
             let pi = if decays { p[i] * decay } else { p[i] };
-            p[i] = pi - c.sign() * lr;
-            m[i] = m[i] * b2 + g[i] * one_minus_b2;
+            p[i] = pi - mi.sign() * lr;
         }
     }
 }
 
 gradus_core::register_optimizer!(
-    "lion",
-    "Lion, sign of interpolated momentum (Chen et al., 2023) - example plugin with a fused kernel",
-    LionConfig,
-    gradus_optim::build::build_rule::<LionConfig>
+    "signum",
+    "Signum, SGD on the sign of the momentum (Bernstein et al., 2018; optax) - example plugin with a fused kernel",
+    SignumConfig,
+    gradus_optim::build::build_rule::<SignumConfig>
 );

@@ -1,4 +1,4 @@
-//! `gradus-lion`: the `gradus` command line with the Lion plugin linked in.
+//! `gradus-signum`: the `gradus` command line with the Signum plugin linked in.
 
 // The one line a plugin user adds: without it the linker drops the plugin's registration.
 use custom_optimizer as _;

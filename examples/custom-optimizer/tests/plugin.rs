@@ -1,10 +1,11 @@
-//! The plugin is registered, listed, replayable, and passes the same conformance suite as the
-//! built-in optimizers.
+//! The Signum plugin (not a built-in) is registered, listed, replayable on both paths against its
+//! hand-computed formula, bit-identical between them, and passes the same conformance suite as
+//! the built-in optimizers.
 
 use std::process::Command;
 
-fn gradus_lion(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gradus-lion"))
+fn gradus_signum(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gradus-signum"))
         .args(args)
         .output()
         .unwrap();
@@ -16,126 +17,150 @@ fn gradus_lion(args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn lion_is_listed_next_to_the_builtins() {
-    let (ok, stdout, stderr) = gradus_lion(&["list", "optimizer", "--json"]);
+fn signum_is_listed_next_to_the_builtins() {
+    let (ok, stdout, stderr) = gradus_signum(&["list", "optimizer", "--json"]);
     assert!(ok, "{stderr}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
-    let lion = list
+    let signum = list
         .iter()
-        .find(|e| e["name"] == "lion")
-        .expect("lion listed");
-    assert_eq!(lion["defaults"]["lr"], 1e-4);
-    assert!(lion["origin"]
+        .find(|e| e["name"] == "signum")
+        .expect("signum listed");
+    assert_eq!(signum["defaults"]["lr"], 1e-3);
+    assert_eq!(signum["defaults"]["beta"], 0.9);
+    assert!(signum["origin"]
         .as_str()
         .unwrap()
         .starts_with("custom_optimizer"));
+    // The built-ins, Lion among them, are there too: the plugin adds, it does not replace.
     assert!(list.iter().any(|e| e["name"] == "adam"));
+    let lion = list.iter().find(|e| e["name"] == "lion").expect("lion");
+    assert!(lion["origin"].as_str().unwrap().starts_with("gradus_optim"));
 }
 
-#[test]
-fn lion_replays_a_trajectory_matching_its_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    let case = dir.path().join("lion.json");
-    let text = r#"{"optimizer": {"type": "lion", "lr": 0.1, "weight_decay": 0.5},
-        "params": [{"shape": [2], "data": [1.0, -2.0]}],
-        "grads": [[[0.5, -0.25]], [[-1.0, 0.1]]]}"#;
-    std::fs::write(&case, text).unwrap();
-    let (ok, stdout, stderr) = gradus_lion(&["replay", case.to_str().unwrap()]);
-    assert!(ok, "{stderr}");
+/// A three-step trajectory, computed by hand from the rule (lr 0.1, β 0.9, λ 0.5).
+const HAND_CASE: &str = r#"{"optimizer": {"type": "signum", "lr": 0.1, "beta": 0.9, "weight_decay": 0.5},
+    "params": [{"shape": [2], "data": [1.0, -2.0]}],
+    "grads": [[[0.5, -0.25]], [[-1.0, 0.1]], [[0.2, 0.3]]]}"#;
+
+fn replay_params(case: &std::path::Path, path: &str, dtype: &str) -> Vec<Vec<Vec<f64>>> {
+    let (ok, stdout, stderr) = gradus_signum(&[
+        "replay",
+        case.to_str().unwrap(),
+        "--path",
+        path,
+        "--dtype",
+        dtype,
+    ]);
+    assert!(ok, "{path} {dtype}: {stderr}");
     let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    // Step 1: m = 0, c = 0.1 g, θ ← θ (1 − 0.05) − 0.1 sign(g); m ← 0.01 g.
-    let p1 = [1.0 * 0.95 - 0.1, -2.0 * 0.95 + 0.1];
-    // Step 2: c = 0.9 (0.01 g₁) + 0.1 g₂ = (0.0045 − 0.1, −0.00225 + 0.01).
-    let p2 = [p1[0] * 0.95 + 0.1, p1[1] * 0.95 - 0.1];
-    let got: Vec<Vec<f64>> = out["params"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| serde_json::from_value(s[0].clone()).unwrap())
-        .collect();
-    for (g, e) in got.iter().zip([p1, p2]) {
-        for (a, b) in g.iter().zip(e) {
-            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-        }
-    }
-    assert_eq!(out["lr"], serde_json::json!([0.1, 0.1]));
+    serde_json::from_value(out["params"].clone()).unwrap()
 }
 
 #[test]
-fn lion_passes_the_optimizer_conformance_suite_on_both_paths() {
-    // Linking the crate is what registers it: this is the `use my_plugin as _;` line at work.
-    use custom_optimizer as _;
-    let names = gradus_optim::conformance::registered().unwrap();
-    assert!(names.contains(&"lion"), "{names:?}");
-    // The plugin's kernel is found through the trait: the fused path is open to it.
-    assert!(gradus_optim::conformance::has_fused_path("lion").unwrap());
+fn signum_replays_a_hand_computed_trajectory_on_both_paths() {
     let dir = tempfile::tempdir().unwrap();
-    gradus_optim::conformance::check_all("lion", dir.path()).unwrap();
-}
-
-/// Relative error with a floor, so values near zero are compared absolutely at 1e-3.
-fn rel_err(actual: f64, expected: f64) -> f64 {
-    (actual - expected).abs() / expected.abs().max(1e-3)
-}
-
-#[test]
-fn lion_matches_pytorch_optimizer_on_both_paths_in_f64_and_f32() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    let mut cases = 0;
-    for name in ["lion-0", "lion-1"] {
-        let case = format!("{dir}/{name}.json");
-        let golden: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&case).unwrap()).unwrap();
-        let expected: Vec<Vec<Vec<f64>>> =
-            serde_json::from_value(golden["expected"].clone()).unwrap();
-        for path in ["fused", "reference"] {
-            for (dtype, tol) in [("f64", 1e-9), ("f32", 2e-5)] {
-                let (ok, stdout, stderr) =
-                    gradus_lion(&["replay", &case, "--path", path, "--dtype", dtype]);
-                assert!(ok, "{name} {path} {dtype}: {stderr}");
-                let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-                let got: Vec<Vec<Vec<f64>>> =
-                    serde_json::from_value(out["params"].clone()).unwrap();
-                assert_eq!(got.len(), expected.len(), "{name}");
-                for (step, (g, e)) in got.iter().zip(&expected).enumerate() {
-                    for (a, b) in g.iter().flatten().zip(e.iter().flatten()) {
-                        let err = rel_err(*a, *b);
-                        assert!(
-                            err <= tol,
-                            "{name} {path} {dtype} step {step}: {a} vs {b} (rel err {err:e})"
-                        );
-                    }
+    let case = dir.path().join("signum.json");
+    std::fs::write(&case, HAND_CASE).unwrap();
+    // Step 1: m = 0.1 g₁ = (0.05, −0.025); θ ← 0.95 θ − 0.1 sign(m) = (0.85, −1.8).
+    // Step 2: m = 0.9 m + 0.1 g₂ = (−0.055, −0.0125); θ ← 0.95 θ − 0.1 sign(m) = (0.9075, −1.61).
+    // Step 3: m = (−0.0295, 0.01875): the first coordinate's gradient is positive, its
+    // momentum still negative, so θ₀ keeps rising: θ = (0.962125, −1.6295).
+    let expected = [[0.85, -1.8], [0.9075, -1.61], [0.962125, -1.6295]];
+    for path in ["fused", "reference"] {
+        for (dtype, tol) in [("f64", 1e-12), ("f32", 1e-6)] {
+            let got = replay_params(&case, path, dtype);
+            assert_eq!(got.len(), 3);
+            for (g, e) in got.iter().zip(expected) {
+                for (a, b) in g[0].iter().zip(e) {
+                    assert!((a - b).abs() < tol, "{path} {dtype}: {a} vs {b}");
                 }
             }
         }
-        cases += 1;
     }
-    assert_eq!(cases, 2);
+}
+
+/// Signum in plain f64, straight from the formula: the golden values of the longer test.
+fn formula(params: &[f64], grads: &[Vec<f64>], lr: f64, beta: f64, wd: f64) -> Vec<Vec<f64>> {
+    let mut theta = params.to_vec();
+    let mut m = vec![0.0; params.len()];
+    let mut out = Vec::new();
+    for g in grads {
+        for i in 0..theta.len() {
+            m[i] = beta * m[i] + (1.0 - beta) * g[i];
+            let s = if m[i] > 0.0 {
+                1.0
+            } else if m[i] < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            theta[i] = theta[i] * (1.0 - lr * wd) - lr * s;
+        }
+        out.push(theta.clone());
+    }
+    out
 }
 
 #[test]
-fn the_fused_lion_is_bit_identical_to_its_reference_path_in_f32() {
-    // Same operations in the same order on both paths: not only close, equal.
-    let case = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/lion-1.json");
-    let run = |path: &str| {
-        let (ok, stdout, stderr) = gradus_lion(&["replay", case, "--path", path, "--dtype", "f32"]);
-        assert!(ok, "{stderr}");
-        let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-        out["params"].clone()
+fn signum_follows_its_formula_over_many_steps_and_both_paths_agree_to_the_bit() {
+    // Deterministic values in [−1, 1).
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 2_000_001) as f64 / 1_000_000.0 - 1.0
     };
-    assert_eq!(run("fused"), run("reference"));
+    let n = 37;
+    let params: Vec<f64> = (0..n).map(|_| next()).collect();
+    let grads: Vec<Vec<f64>> = (0..12).map(|_| (0..n).map(|_| next()).collect()).collect();
+    let (lr, beta, wd) = (0.01, 0.8, 0.1);
+    let case = serde_json::json!({
+        "optimizer": {"type": "signum", "lr": lr, "beta": beta, "weight_decay": wd},
+        "params": [{"shape": [n], "data": params}],
+        "grads": grads.iter().map(|g| vec![g.clone()]).collect::<Vec<_>>(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("signum-long.json");
+    std::fs::write(&file, case.to_string()).unwrap();
+    let expected = formula(&params, &grads, lr, beta, wd);
+    for dtype in ["f64", "f32"] {
+        let fused = replay_params(&file, "fused", dtype);
+        let reference = replay_params(&file, "reference", dtype);
+        // Same operations in the same order on both paths: not only close, equal.
+        assert_eq!(fused, reference, "{dtype}");
+        if dtype == "f64" {
+            for (step, (g, e)) in fused.iter().zip(&expected).enumerate() {
+                for (a, b) in g[0].iter().zip(e) {
+                    assert!((a - b).abs() <= 1e-12, "step {step}: {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn signum_passes_the_optimizer_conformance_suite_on_both_paths() {
+    // Linking the crate is what registers it: this is the `use my_plugin as _;` line at work.
+    use custom_optimizer as _;
+    let names = gradus_optim::conformance::registered().unwrap();
+    assert!(names.contains(&"signum"), "{names:?}");
+    // The plugin's kernel is found through the trait: the fused path is open to it.
+    assert!(gradus_optim::conformance::has_fused_path("signum").unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    gradus_optim::conformance::check_all("signum", dir.path()).unwrap();
 }
 
 #[test]
 fn a_pipeline_using_the_plugin_validates_and_trains() {
-    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/digits-lion.json");
-    let (ok, stdout, stderr) = gradus_lion(&["validate", pipeline]);
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/digits-signum.json");
+    let (ok, stdout, stderr) = gradus_signum(&["validate", pipeline]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("is valid"), "{stdout}");
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let (ok, _, stderr) =
-        gradus_lion(&["run", pipeline, "--out", run.to_str().unwrap(), "--quiet"]);
+        gradus_signum(&["run", pipeline, "--out", run.to_str().unwrap(), "--quiet"]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();

@@ -208,7 +208,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                 facts: &slot.facts,
                 found,
                 buffers: &plans[slot.group],
-                step: begin_step(hyper, &mut slot.state),
+                step: begin_step(hyper, &mut slot.state, &slot.facts.dims),
                 reference: &mut slot.state.buffers,
                 fused: &mut slot.fused,
                 kernel: PhantomData,
@@ -246,7 +246,7 @@ impl<R: Rule> GroupedOptimizer<R> {
                 continue;
             };
             let hyper = &self.groups[slot.group].hyper;
-            let step = begin_step(hyper, &mut slot.state);
+            let step = begin_step(hyper, &mut slot.state, &slot.facts.dims);
             let param = slot.param.var.as_tensor().detach();
             slot.fused
                 .move_into(&mut slot.state.buffers, &slot.facts.dims)?;
@@ -310,9 +310,9 @@ impl<R: Rule> GroupedOptimizer<R> {
 
 /// Counts a step of one parameter and plans it: the one place a step changes the step counter
 /// and the scalar state, whichever path then runs it.
-fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState) -> R::Step {
+fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState, dims: &[usize]) -> R::Step {
     state.step += 1;
-    hyper.plan(state.step, &mut state.scalars)
+    hyper.plan_shaped(state.step, &mut state.scalars, dims)
 }
 
 /// The buffers a fused step of `hyper` keeps, in kernel order, with their initial values.

@@ -135,6 +135,14 @@ pub trait Rule:
     /// does once per step.
     fn plan(&self, t: u64, scalars: &mut Scalars) -> Self::Step;
 
+    /// [`Rule::plan`] for a parameter of shape `dims`, which the engine calls: for a rule whose
+    /// coefficients depend on the parameter's shape (LARS scales only tensors of rank > 1).
+    /// Defaults to `plan`.
+    fn plan_shaped(&self, t: u64, scalars: &mut Scalars, dims: &[usize]) -> Self::Step {
+        let _ = dims;
+        self.plan(t, scalars)
+    }
+
     /// The reference update: the new parameter value from `param` and `grad` (both detached,
     /// of one dtype) with the coefficients `step`, updating `buffers`.
     fn update(

@@ -4,12 +4,19 @@
 //! [`decay`] and [`moments`] hold the building blocks several rules share (weight decay, the
 //! moment estimates), each in its tensor form beside its element form.
 
+pub mod adabelief;
 pub mod adadelta;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod adamw;
+pub mod adan;
+pub mod ademamix;
+pub mod adopt;
 pub mod decay;
+pub mod lamb;
+pub mod lars;
+pub mod lion;
 pub mod moments;
 pub mod nadam;
 pub mod radam;

@@ -228,6 +228,59 @@ proptest! {
         compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
     }
 
+    #[test]
+    fn lamb(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), eps in 1e-8f64..1e-3,
+            weight_decay in wd(), weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), grad_averaging in any::<bool>(),
+            adam in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LambConfig { lr, betas, eps, weight_decay, weight_decouple, fixed_decay, grad_averaging, adam, maximize, ..LambConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn lars(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.5, momentum in prop_oneof![Just(0.0), unit()],
+            dampening in prop_oneof![Just(0.0), unit()], weight_decay in wd(), trust_coefficient in 1e-3f64..1.0,
+            nesterov in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LarsConfig { lr, momentum, dampening, weight_decay, trust_coefficient, nesterov, maximize, ..LarsConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn adan(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b in (0.5f64..0.99, 0.5f64..0.99, 0.5f64..0.999),
+            eps in 1e-8f64..1e-3, weight_decay in wd(), weight_decouple in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdanConfig { lr, betas: b, eps, weight_decay, weight_decouple, maximize, ..AdanConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn adopt(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), eps in 1e-8f64..1e-3,
+             weight_decay in wd(), weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdoptConfig { lr, betas, eps, weight_decay, weight_decouple, fixed_decay, maximize, ..AdoptConfig::default() };
+        compare(cfg, &s, &[d], seed, 4, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn ademamix(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b in (0.5f64..0.99, 0.5f64..0.999, 0.9f64..0.9999),
+                alpha in 0.0f64..10.0, t in prop_oneof![Just(None), (1.0f64..10.0).prop_map(Some)], eps in 1e-8f64..1e-3,
+                weight_decay in wd(), weight_decouple in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdemamixConfig { lr, betas: b, alpha, t_alpha_beta3: t, eps, weight_decay, weight_decouple, maximize, ..AdemamixConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn adabelief(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, b1 in 0.0f64..0.99, b2 in prop_oneof![0.5f64..0.9, 0.9f64..0.9999],
+                 eps in 1e-16f64..1e-3, weight_decay in wd(), weight_decouple in any::<bool>(), rectify in any::<bool>(),
+                 degenerated_to_sgd in any::<bool>(), ams_bound in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = AdabeliefConfig { lr, betas: (b1, b2), eps, weight_decay, weight_decouple, rectify, degenerated_to_sgd, ams_bound, maximize, ..AdabeliefConfig::default() };
+        compare(cfg, &s, &[d], seed, 8, UpdatePath::Fused)?;
+    }
+
+    #[test]
+    fn lion(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..0.1, betas in betas(), weight_decay in wd(),
+            weight_decouple in any::<bool>(), fixed_decay in any::<bool>(), maximize in any::<bool>()) {
+        let cfg = LionConfig { lr, betas, weight_decay, weight_decouple, fixed_decay, maximize, ..LionConfig::default() };
+        compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
+    }
+
     /// f32, f64 and f16 parameters in one list: auto runs the fused kernel on the first two and
     /// the reference path on f16, and matches an all-reference run.
     #[test]
@@ -258,6 +311,53 @@ fn multi_chunk_tensors_match() {
         };
         compare(sgd, &shapes, &[d], 8, 2, UpdatePath::Fused).unwrap();
     }
+}
+
+/// The trust-ratio kernels (LAMB, LARS) over tensors of many chunks: the partial sums reduced
+/// on rayon's pool give the reference path's trust ratio up to summation order, so parameters
+/// agree to rounding (compared absolutely: θ − r·u cancels near zero).
+#[test]
+fn trust_ratio_kernels_over_many_chunks_match() {
+    fn close<R: Rule>(cfg: R, seed: u64) {
+        let shapes = [vec![100_003], vec![3, 50_000]];
+        for d in [DType::F32, DType::F64] {
+            let (a, b) = (
+                make_vars(&shapes, &[d], seed),
+                make_vars(&shapes, &[d], seed),
+            );
+            let mut fused = GroupedOptimizer::from_named(a.clone(), cfg.clone()).unwrap();
+            fused.set_update_path(UpdatePath::Fused);
+            let mut reference = GroupedOptimizer::from_named(b.clone(), cfg.clone()).unwrap();
+            reference.set_update_path(UpdatePath::Reference);
+            for step in 0..3 {
+                fused.apply(&grads_for(&a, step, seed)).unwrap();
+                reference.apply(&grads_for(&b, step, seed)).unwrap();
+            }
+            let tol = if d == DType::F64 { 1e-13 } else { 1e-5 };
+            for (x, y) in a.iter().zip(&b) {
+                for (u, v) in flat(x.var.as_tensor()).iter().zip(flat(y.var.as_tensor())) {
+                    assert!((u - v).abs() <= tol, "{} {d:?}: {u} vs {v}", x.name);
+                }
+            }
+        }
+    }
+    close(
+        LambConfig {
+            lr: 0.01,
+            weight_decay: 0.01,
+            ..LambConfig::default()
+        },
+        9,
+    );
+    close(
+        LarsConfig {
+            lr: 0.1,
+            weight_decay: 0.01,
+            nesterov: true,
+            ..LarsConfig::default()
+        },
+        10,
+    );
 }
 
 /// A step of many small tensors (over the serial threshold in all) runs them in parallel, each
