@@ -138,13 +138,13 @@ fn skip_unregistered_drops_runs_whose_optimizer_is_missing() {
     let mut v = base();
     v["runs"] = json!([
         {"name": "gd", "optimizer": {"type": "sgd", "lr": 0.1}},
-        {"name": "lion", "optimizer": {"type": "lion"}, "skip_unregistered": true}
+        {"name": "sophia", "optimizer": {"type": "sophia"}, "skip_unregistered": true}
     ]);
     let e = parse(v.clone()).unwrap();
     assert_eq!(e.runs.len(), 1);
-    assert_eq!(e.skipped, ["lion"]);
+    assert_eq!(e.skipped, ["sophia"]);
     v["runs"][1]["skip_unregistered"] = json!(false);
-    assert!(error_text(v).contains("unknown optimizer `lion`"));
+    assert!(error_text(v).contains("unknown optimizer `sophia`"));
 }
 
 #[test]
