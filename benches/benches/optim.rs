@@ -30,6 +30,7 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("radam", 2),
     ("adamax", 2),
     ("adadelta", 2),
+    ("rprop", 2),
     // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
     ("lion", 1),
 ];

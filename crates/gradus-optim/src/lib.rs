@@ -44,7 +44,7 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, sgd,
+    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -63,6 +63,7 @@ pub use rules::adamw::{AdamW, AdamWConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
+pub use rules::rprop::{Rprop, RpropConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
 
 // What a Candle program needs besides the optimizer types, without a dependency on gradus-core.

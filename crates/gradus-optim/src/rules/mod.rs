@@ -14,6 +14,7 @@ pub mod moments;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
+pub mod rprop;
 pub mod sgd;
 
 #[cfg(test)]
