@@ -31,6 +31,7 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("adamax", 2),
     ("adadelta", 2),
     ("rprop", 2),
+    ("asgd", 1),
     // The plugin example's Lion (examples/custom-optimizer): its own crate, its own kernel.
     ("lion", 1),
 ];

@@ -44,7 +44,7 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adagrad, adam, adamax, adamw, decay, moments, nadam, radam, rmsprop, rprop, sgd,
+    adadelta, adagrad, adam, adamax, adamw, asgd, decay, moments, nadam, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -60,6 +60,7 @@ pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
 pub use rules::adamw::{AdamW, AdamWConfig};
+pub use rules::asgd::{Asgd, AsgdConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};

@@ -9,6 +9,7 @@ pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod adamw;
+pub mod asgd;
 pub mod decay;
 pub mod moments;
 pub mod nadam;
