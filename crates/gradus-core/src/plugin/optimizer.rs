@@ -12,7 +12,9 @@ use crate::state_dict::StateDict;
 /// carried by each optimizer and each clipping config, never process-wide state.
 ///
 /// In JSON: `"path": "auto" | "fused" | "reference"` on an `optimizer` or `clip` object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum UpdatePath {
     /// The fused CPU kernel for each parameter where it is eligible (contiguous f32/f64 on the
