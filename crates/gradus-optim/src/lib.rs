@@ -44,7 +44,8 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adagrad, adam, adamax, adamw, asgd, decay, moments, nadam, radam, rmsprop, rprop, sgd,
+    adadelta, adafactor, adagrad, adam, adamax, adamw, asgd, decay, moments, nadam, radam, rmsprop,
+    rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -56,6 +57,7 @@ pub use engine::kernel::{Chunk, Kernel, NoKernel, Sums, MAX_BUFFERS};
 pub use engine::path::UpdatePath;
 pub use engine::rule::{Buffers, ParamState, Rule, Scalars};
 pub use rules::adadelta::{Adadelta, AdadeltaConfig};
+pub use rules::adafactor::{Adafactor, AdafactorConfig};
 pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};

@@ -5,6 +5,7 @@
 //! moment estimates), each in its tensor form beside its element form.
 
 pub mod adadelta;
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
