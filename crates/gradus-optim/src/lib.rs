@@ -44,8 +44,8 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adadelta, adafactor, adagrad, adam, adamax, adamw, asgd, decay, moments, nadam, radam, rmsprop,
-    rprop, sgd,
+    adadelta, adafactor, adagrad, adam, adamax, adamw, asgd, decay, moments, muon, muon_aux, nadam,
+    radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -63,6 +63,8 @@ pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
 pub use rules::adamw::{AdamW, AdamWConfig};
 pub use rules::asgd::{Asgd, AsgdConfig};
+pub use rules::muon::{Muon, MuonConfig};
+pub use rules::muon_aux::{MuonWithAuxAdamW, MuonWithAuxAdamWConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};

@@ -113,7 +113,7 @@ fn div_scalar(t: &Tensor, v: f64) -> Result<Tensor> {
 }
 
 /// PyTorch's `a.lerp(b, w)` for a scalar weight.
-fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
+pub(crate) fn lerp(a: &Tensor, b: &Tensor, w: f64) -> Result<Tensor> {
     let diff = (b - a)?;
     Ok(if w.abs() < 0.5 {
         (a + (diff * w)?)?

@@ -13,6 +13,8 @@ pub mod adamw;
 pub mod asgd;
 pub mod decay;
 pub mod moments;
+pub mod muon;
+pub mod muon_aux;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
