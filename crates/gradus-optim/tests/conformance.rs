@@ -4,7 +4,19 @@
 fn every_registered_optimizer_conforms() {
     let names = gradus_optim::conformance::registered().unwrap();
     for expected in [
-        "adadelta", "adagrad", "adam", "adamax", "adamw", "nadam", "radam", "rmsprop", "sgd",
+        "adadelta",
+        "adafactor",
+        "adagrad",
+        "adam",
+        "adamax",
+        "adamw",
+        "asgd",
+        "muon",
+        "nadam",
+        "radam",
+        "rmsprop",
+        "rprop",
+        "sgd",
     ] {
         assert!(
             names.contains(&expected),
