@@ -36,6 +36,8 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("adopt", 2),
     ("ademamix", 3),
     ("adabelief", 2),
+    ("rprop", 2),
+    ("asgd", 1),
     ("lion", 1),
     // The plugin example's Signum (examples/custom-optimizer): its own crate, its own kernel.
     ("signum", 1),

@@ -44,8 +44,8 @@ mod testing;
 pub use controls::{accumulate, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
-    adabelief, adadelta, adagrad, adam, adamax, adamw, adan, ademamix, adopt, decay, lamb, lars,
-    moments, nadam, radam, rmsprop, sgd,
+    adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
+    decay, lamb, lars, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -58,6 +58,7 @@ pub use engine::path::UpdatePath;
 pub use engine::rule::{Buffers, ParamState, Rule, Scalars};
 pub use rules::adabelief::{Adabelief, AdabeliefConfig};
 pub use rules::adadelta::{Adadelta, AdadeltaConfig};
+pub use rules::adafactor::{Adafactor, AdafactorConfig};
 pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
@@ -65,12 +66,16 @@ pub use rules::adamw::{AdamW, AdamWConfig};
 pub use rules::adan::{Adan, AdanConfig};
 pub use rules::ademamix::{Ademamix, AdemamixConfig};
 pub use rules::adopt::{Adopt, AdoptConfig};
+pub use rules::asgd::{Asgd, AsgdConfig};
 pub use rules::lamb::{Lamb, LambConfig};
 pub use rules::lars::{Lars, LarsConfig};
 pub use rules::lion::{Lion, LionConfig};
+pub use rules::muon::{Muon, MuonConfig};
+pub use rules::muon_aux::{MuonWithAuxAdamW, MuonWithAuxAdamWConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
+pub use rules::rprop::{Rprop, RpropConfig};
 pub use rules::sgd::{Sgd, SgdConfig};
 
 // What a Candle program needs besides the optimizer types, without a dependency on gradus-core.

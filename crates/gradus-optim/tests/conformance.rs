@@ -5,6 +5,7 @@ fn every_registered_optimizer_conforms() {
     let names = gradus_optim::conformance::registered().unwrap();
     for expected in [
         "adadelta",
+        "adafactor",
         "adagrad",
         "adam",
         "adamax",
@@ -20,6 +21,9 @@ fn every_registered_optimizer_conforms() {
         "adopt",
         "ademamix",
         "adabelief",
+        "asgd",
+        "muon",
+        "rprop",
     ] {
         assert!(
             names.contains(&expected),

@@ -40,6 +40,7 @@ mod chained;
 mod cycled;
 mod driven;
 
+pub mod chained_scheduler;
 pub mod constant_factor;
 pub mod cosine;
 pub mod cosine_warm_restarts;
@@ -47,11 +48,13 @@ pub mod cyclic;
 pub mod exponential;
 pub mod linear;
 pub mod multi_step;
+pub mod multiplicative;
 pub mod one_cycle;
 pub mod polynomial;
 pub mod reduce_on_plateau;
 pub mod sequential;
 pub mod step;
+pub mod wsd;
 
 #[cfg(test)]
 mod testing;

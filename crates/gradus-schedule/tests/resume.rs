@@ -29,6 +29,11 @@ fn configs() -> Vec<Value> {
             {"type": "exponential", "gamma": 0.9, "hyperparameter": "momentum"}]}),
         json!({"type": "reduce_on_plateau", "patience": 1, "cooldown": 1, "factor": 0.5}),
         json!({"type": "exponential", "gamma": 0.9, "hyperparameter": "momentum"}),
+        json!({"type": "multiplicative", "factor": 0.95}),
+        json!({"type": "wsd", "total_steps": 20, "warmup_steps": 3, "decay_fraction": 0.3, "decay": "1-sqrt"}),
+        json!({"type": "chained", "schedules": [
+            {"type": "linear", "start_factor": 0.2, "total_iters": 4},
+            {"type": "exponential", "gamma": 0.9}]}),
     ]
 }
 
@@ -119,6 +124,7 @@ fn registry_lists_every_schedule_and_rejects_unknown_names() {
     assert_eq!(
         names,
         [
+            "chained",
             "constant_factor",
             "cosine",
             "cosine_warm_restarts",
@@ -126,11 +132,13 @@ fn registry_lists_every_schedule_and_rejects_unknown_names() {
             "exponential",
             "linear",
             "multi_step",
+            "multiplicative",
             "one_cycle",
             "polynomial",
             "reduce_on_plateau",
             "sequential",
-            "step"
+            "step",
+            "wsd"
         ]
     );
     let mut opt = FakeOptimizer::sgd(&[0.1]);

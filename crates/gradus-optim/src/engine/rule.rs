@@ -119,6 +119,18 @@ pub trait Rule:
     /// hyperparameters, in the order the kernel receives them (checked when state is loaded).
     fn buffer_names(&self) -> Vec<&'static str>;
 
+    /// The tensor buffers a parameter of shape `dims` carries after its first step, with their
+    /// shapes, as state is saved and loaded: by default each of [`Rule::buffer_names`], of the
+    /// parameter's shape. A rule whose buffers depend on the parameter (Adafactor's factored
+    /// second moments of matrices, shaped as a row and a column) overrides this; the fused path
+    /// only runs rules whose buffers are all of the parameter's shape.
+    fn buffer_shapes(&self, dims: &[usize]) -> Vec<(&'static str, Vec<usize>)> {
+        self.buffer_names()
+            .into_iter()
+            .map(|name| (name, dims.to_vec()))
+            .collect()
+    }
+
     /// Names of the scalar buffers a parameter carries after its first step.
     fn scalar_names(&self) -> Vec<&'static str> {
         Vec::new()

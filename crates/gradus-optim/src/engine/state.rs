@@ -109,9 +109,9 @@ impl<R: Rule> GroupedOptimizer<R> {
             if ps.step > 0 {
                 let hyper = &new_groups[slot.group];
                 let param = slot.param.var.as_tensor();
-                for buffer in hyper.buffer_names() {
+                for (buffer, shape) in hyper.buffer_shapes(param.dims()) {
                     let key = format!("{name}.{buffer}");
-                    let t = state.require(&key, param.dims())?;
+                    let t = state.require(&key, &shape)?;
                     ps.buffers.set(
                         buffer,
                         t.to_dtype(param.dtype())?.to_device(param.device())?,

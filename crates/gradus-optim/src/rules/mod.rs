@@ -6,6 +6,7 @@
 
 pub mod adabelief;
 pub mod adadelta;
+pub mod adafactor;
 pub mod adagrad;
 pub mod adam;
 pub mod adamax;
@@ -13,14 +14,18 @@ pub mod adamw;
 pub mod adan;
 pub mod ademamix;
 pub mod adopt;
+pub mod asgd;
 pub mod decay;
 pub mod lamb;
 pub mod lars;
 pub mod lion;
 pub mod moments;
+pub mod muon;
+pub mod muon_aux;
 pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
+pub mod rprop;
 pub mod sgd;
 
 #[cfg(test)]
