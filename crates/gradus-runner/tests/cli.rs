@@ -131,3 +131,60 @@ fn replay_errors_are_clear() {
         "{stderr}"
     );
 }
+
+const MODERN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../gradus-optim/tests/data/optim-modern"
+);
+
+#[test]
+fn replay_reproduces_the_modern_golden_cases_on_each_path() {
+    let mut count = 0;
+    for entry in std::fs::read_dir(MODERN).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let raw: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let expected: Vec<f64> =
+            serde_json::from_value::<Vec<Vec<Vec<f64>>>>(raw["expected"].clone())
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
+        // `fused` is refused by optimizers without a kernel: then only the reference path runs.
+        for update_path in ["reference", "fused"] {
+            let (ok, stdout, stderr) = gradus(&[
+                "replay",
+                path.to_str().unwrap(),
+                "--dtype",
+                "f64",
+                "--path",
+                update_path,
+            ]);
+            if !ok && update_path == "fused" && stderr.contains("no fused kernel") {
+                continue;
+            }
+            assert!(ok, "{} ({update_path}): {stderr}", path.display());
+            let out: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+            let got: Vec<f64> = serde_json::from_value::<Vec<Vec<Vec<f64>>>>(out["params"].clone())
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .flatten()
+                .collect();
+            assert_eq!(got.len(), expected.len(), "{}", path.display());
+            for (a, e) in got.iter().zip(&expected) {
+                assert!(
+                    (a - e).abs() <= 1e-9 * e.abs().max(1e-3),
+                    "{} ({update_path}): {a} vs {e}",
+                    path.display()
+                );
+            }
+        }
+        count += 1;
+    }
+    assert!(count >= 22, "only {count} modern cases");
+}
