@@ -21,11 +21,10 @@ use serde::{Deserialize, Serialize};
 /// θ ← θ (1 − γ λ) − γ sign(m)
 /// ```
 ///
-/// γ = `lr`, β = `beta`, λ = `weight_decay`; sign(0) = 0. This is sign momentum as optax
-/// composes it, `optax.chain(optax.ema(β, debias=False), optax.scale_by_sign(),
-/// optax.add_decayed_weights(λ), optax.scale(-γ))`, with the decay applied to θ before the step
-/// (the same update, rounded once per factor). Paper: Bernstein et al., "signSGD: Compressed
-/// Optimisation for Non-Convex Problems" (ICML 2018), which names it Signum. Unlike Lion
+/// γ = `lr`, β = `beta`, λ = `weight_decay`; sign(0) = 0. Sign momentum: an un-debiased EMA of
+/// the gradient, its sign, decoupled weight decay, scaled by −γ (the decay applied to θ before
+/// the step). Paper: Bernstein et al., "signSGD: Compressed Optimisation for Non-Convex Problems"
+/// (ICML 2018), which names it Signum. Unlike Lion
 /// (built in as `lion`), the step is the sign of the momentum itself, not of an interpolation
 /// between it and the gradient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
