@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::elem::Elem;
 use crate::engine::grouped::GroupedOptimizer;
-use crate::engine::kernel::{sign, Chunk, Kernel, Sums};
+use crate::engine::kernel::{sign, specialize2, Chunk, Kernel, Sums};
 use crate::engine::rule::{Buffers, Rule, Scalars};
 use crate::rules::decay::{self, Decay};
 use crate::validate;
@@ -244,15 +244,19 @@ impl<T: Elem> LambElems<T> {
         }
     }
 
-    /// θ after the decoupled decay, and the update u, from the new moments.
+    /// θ after the decoupled decay, and the update u, from the new moments; the decay flags
+    /// are the kernel's specialized constants.
     #[inline(always)]
-    fn update(&self, p: T, m: T, v: T) -> (T, T) {
-        let p = self.decay.param(p, self.decay.decoupled);
+    fn update_with(&self, p: T, m: T, v: T, decoupled: bool, coupled: bool) -> (T, T) {
+        let p = self.decay.param(p, decoupled);
         let u = m / (v.sqrt() + self.eps);
-        let u = if self.coupled { u + p * self.wd } else { u };
+        let u = if coupled { u + p * self.wd } else { u };
         (p, u)
     }
 }
+
+/// Independent accumulators of each norm in the reduce pass.
+const LANES: usize = 8;
 
 impl Kernel<LambStep> for LambKernel {
     const REDUCES: bool = true;
@@ -275,18 +279,39 @@ impl Kernel<LambStep> for LambKernel {
             T::of(1.0 - step.beta2),
         );
         let e = LambElems::<T>::new(step);
-        let (mut weight_sq, mut update_sq) = (0.0, 0.0);
-        for i in 0..n {
-            let gi = g[i] * sg;
-            let mi = m[i] * b1 + gi * b3;
-            m[i] = mi;
-            let vi = v[i] * b2 + gi * gi * one_minus_b2;
-            v[i] = vi;
-            let (pi, ui) = e.update(p[i], mi, vi);
-            let (pi, ui) = (pi.to_f64(), ui.to_f64());
-            weight_sq += pi * pi;
-            update_sq += ui * ui;
-        }
+        // Eight independent f64 accumulators per norm, and one loop per decay case: a single
+        // running sum is a serial dependency chain, and per-element flags keep LLVM from
+        // vectorizing the loop. The partial sums are added in a fixed order (deterministic).
+        let (mut weight, mut update) = ([0.0f64; LANES], [0.0f64; LANES]);
+        specialize2(
+            e.decay.decoupled,
+            e.coupled,
+            #[inline(always)]
+            |decoupled, coupled| {
+                let mut step_at = |i: usize, lane: usize| {
+                    let gi = g[i] * sg;
+                    let mi = m[i] * b1 + gi * b3;
+                    m[i] = mi;
+                    let vi = v[i] * b2 + gi * gi * one_minus_b2;
+                    v[i] = vi;
+                    let (pi, ui) = e.update_with(p[i], mi, vi, decoupled, coupled);
+                    let (pi, ui) = (pi.to_f64(), ui.to_f64());
+                    weight[lane] += pi * pi;
+                    update[lane] += ui * ui;
+                };
+                let whole = n / LANES * LANES;
+                for base in (0..whole).step_by(LANES) {
+                    for lane in 0..LANES {
+                        step_at(base + lane, lane);
+                    }
+                }
+                for i in whole..n {
+                    step_at(i, 0);
+                }
+            },
+        );
+        let weight_sq: f64 = weight.iter().sum();
+        let update_sq: f64 = update.iter().sum();
         sums[0] += weight_sq;
         sums[1] += update_sq;
     }
@@ -302,10 +327,17 @@ impl Kernel<LambStep> for LambKernel {
         let (m, v) = (&m[..n], &v[..n]);
         let e = LambElems::<T>::new(step);
         let coef = T::of(step.step_size * step.trust_ratio(sums[0], sums[1]));
-        for i in 0..n {
-            let (pi, ui) = e.update(p[i], m[i], v[i]);
-            p[i] = pi - ui * coef;
-        }
+        specialize2(
+            e.decay.decoupled,
+            e.coupled,
+            #[inline(always)]
+            |decoupled, coupled| {
+                for i in 0..n {
+                    let (pi, ui) = e.update_with(p[i], m[i], v[i], decoupled, coupled);
+                    p[i] = pi - ui * coef;
+                }
+            },
+        );
     }
 }
 
