@@ -78,7 +78,8 @@ pub fn load_pipeline(path: Option<&Path>) -> Result<Pipeline> {
 /// a summary of the model.
 pub fn validate(path: &Path) -> std::result::Result<String, Failure> {
     let pipeline = load_pipeline(Some(path)).map_err(Failure::BadInput)?;
-    let exp = build(pipeline).map_err(Failure::BadInput)?;
+    let mut exp = build(pipeline).map_err(Failure::BadInput)?;
+    crate::train::dry_run(&mut exp).map_err(Failure::BadInput)?;
     Ok(format!(
         "{} is valid\n{}",
         path.display(),

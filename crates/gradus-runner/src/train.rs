@@ -243,6 +243,67 @@ fn timed<T>(acc: &mut f64, f: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
+/// What `gradus validate` runs after building: one training forward and backward pass (with the
+/// augmentations and the loss) on the smallest batch the batching produces in the first epoch,
+/// and one evaluation forward pass, so that shapes and layer constraints that only a batch
+/// reveals (batch norm on a one-sample batch, an augmentation that changes the sample shape, a
+/// loss that does not fit the labels) fail validation instead of the run. No parameter or
+/// optimizer state is updated (the experiment is discarded afterwards).
+pub fn dry_run(exp: &mut Experiment) -> Result<()> {
+    let batches = exp.loader.epoch_indices(0)?;
+    let Some(smallest) = batches.iter().min_by_key(|b| b.len()) else {
+        return Err(Error::config(
+            "batching",
+            "the batching produces no batch from the training split",
+        ));
+    };
+    let described = |e: Error| {
+        Error::config(
+            "batching",
+            format!(
+                "a training step on the smallest batch ({} samples) fails: {e}",
+                smallest.len()
+            ),
+        )
+    };
+    let mut rng = SeededRng::new(exp.pipeline.seed).derive("dry-run");
+    let step = |exp: &mut Experiment, rng: &mut SeededRng| -> Result<()> {
+        let (x, y) = gradus_data::gather(exp.loader.dataset(), smallest)?;
+        let x = x.to_dtype(exp.dtype)?;
+        let (x, targets) = if exp.augment.is_empty() {
+            (x, y)
+        } else {
+            let mut augment_rng = rng.derive("augment");
+            augment_batch(exp, &x, &y, &mut augment_rng)?
+        };
+        let mut ctx = ForwardContext { train: true, rng };
+        let out = exp.model.forward(&x, &mut ctx)?;
+        let loss = exp.loss.compute(&out, &targets)?;
+        let _ = loss.backward()?;
+        Ok(())
+    };
+    step(exp, &mut rng).map_err(described)?;
+    if let Some(val) = exp.val.clone() {
+        let take = val.features.dims().first().copied().unwrap_or(0).min(2);
+        if take > 0 {
+            let x = val.features.narrow(0, 0, take)?;
+            let y = val.targets.narrow(0, 0, take)?;
+            let mut ctx = ForwardContext {
+                train: false,
+                rng: &mut rng,
+            };
+            let out = exp.model.forward(&x, &mut ctx)?;
+            exp.loss.compute(&out, &y).map_err(|e| {
+                Error::config(
+                    "loss",
+                    format!("the loss does not fit the validation labels: {e}"),
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// How a call of [`train`] ended.
 #[derive(Debug)]
 pub enum Ended {
