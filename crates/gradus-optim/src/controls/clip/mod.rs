@@ -327,6 +327,18 @@ impl TryFrom<Value> for ClipConfig {
     }
 }
 
+/// A clipping bound must be a number `>= 0` (`+inf` allowed: no clipping), checked when the
+/// config is read so that `validate` rejects it, with its JSON path.
+fn check_bound(value: f64, field: &str, path: &str) -> Result<()> {
+    if value.is_nan() || value < 0.0 {
+        return Err(Error::config(
+            gradus_core::config::join_path(path, field),
+            format!("must be >= 0, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
 impl ClipConfig {
     /// Parses a clip config found at JSON path `path`, naming the path in errors.
     pub fn parse(value: &Value, path: &str) -> Result<Self> {
@@ -344,9 +356,17 @@ impl ClipConfig {
                 display_path(path),
                 "give either `max_norm` (clip by norm) or `clip_value` (clip by value), not both",
             )),
-            (false, true) => Ok(ClipConfig::Value(parse_config(value, path)?)),
+            (false, true) => {
+                let config: ClipValueConfig = parse_config(value, path)?;
+                check_bound(config.clip_value, "clip_value", path)?;
+                Ok(ClipConfig::Value(config))
+            }
             // Also reports a missing `max_norm` and unknown keys of the norm form.
-            _ => Ok(ClipConfig::Norm(parse_config(value, path)?)),
+            _ => {
+                let config: ClipNormConfig = parse_config(value, path)?;
+                check_bound(config.max_norm, "max_norm", path)?;
+                Ok(ClipConfig::Norm(config))
+            }
         }
     }
 
@@ -597,6 +617,14 @@ mod tests {
             json!({}),
         ] {
             assert!(ClipConfig::parse(&bad, "clip").is_err(), "{bad}");
+        }
+        for bad in [json!({"max_norm": -1.0}), json!({"clip_value": -0.5})] {
+            let err = ClipConfig::parse(&bad, "clip").unwrap_err().to_string();
+            assert!(
+                err.contains("clip.max_norm") || err.contains("clip.clip_value"),
+                "{err}"
+            );
+            assert!(err.contains(">= 0"), "{err}");
         }
     }
 
