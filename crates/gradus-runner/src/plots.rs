@@ -1,41 +1,27 @@
 //! Loss and accuracy curves of a run folder: `loss.svg`/`loss.png` and
 //! `accuracy.svg`/`accuracy.png`, drawn with plotters.
 //!
-//! Text in the PNG files is rasterized from the DejaVu Sans font shipped in `assets/`
+//! Files are written by [`gradus_lab::plot::write_figure`], the one renderer of the workspace:
+//! text in the PNG files is rasterized from the DejaVu Sans font shipped in `gradus-lab`
 //! (plotters' `ab_glyph` backend), so rendering never depends on the system's fontconfig or
-//! freetype. Every file is written atomically (rendered in memory, then a temp file and a
+//! freetype, and every file is written atomically (rendered in memory, then a temp file and a
 //! rename), so a reader never sees half a plot.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use gradus_core::{Error, Result};
+use gradus_lab::plot::{write_figure, Figure};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use crate::metrics::EpochMetrics;
 
 /// Size in pixels of every plot (SVG view box and PNG image).
 pub const PLOT_SIZE: (u32, u32) = (800, 500);
 
-/// DejaVu Sans 2.37 (Bitstream Vera license, see `assets/DejaVuSans-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-/// Distinct line colors (Tableau 10), one per run in `gradus compare`.
-pub(crate) const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
+/// Distinct line colors (Tableau 10), one per run in `gradus compare`: the lab's palette.
+pub(crate) use gradus_lab::plot::PALETTE;
 
 /// One curve of a chart: `(epoch, value)` points, non-finite values allowed (they break the
 /// line instead of being drawn).
@@ -145,56 +131,27 @@ pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<
 
 /// Renders `chart` to `<dir>/<stem>.svg` and `<dir>/<stem>.png`; returns both paths.
 pub(crate) fn write_chart(dir: &Path, stem: &str, chart: &Chart) -> Result<Vec<PathBuf>> {
-    ensure_font();
-    let (w, h) = PLOT_SIZE;
+    write_figure(dir, stem, &ChartFigure(chart))?;
+    Ok(vec![
+        dir.join(format!("{stem}.svg")),
+        dir.join(format!("{stem}.png")),
+    ])
+}
 
-    let svg_path = dir.join(format!("{stem}.svg"));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
-        draw(root, chart).map_err(|e| plot_error(&svg_path, e))?;
+/// A chart as the lab's renderer draws it, at [`PLOT_SIZE`].
+struct ChartFigure<'a>(&'a Chart);
+
+impl Figure for ChartFigure<'_> {
+    fn size(&self) -> (u32, u32) {
+        PLOT_SIZE
     }
-    gradus_core::state_dict::write_atomically(&svg_path, svg.as_bytes())?;
 
-    let png_path = dir.join(format!("{stem}.png"));
-    let mut rgb = vec![0u8; w as usize * h as usize * 3];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, PLOT_SIZE).into_drawing_area();
-        draw(root, chart).map_err(|e| plot_error(&png_path, e))?;
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), String> {
+        draw(root, self.0)
     }
-    let png = encode_png(&rgb, w, h).map_err(|e| plot_error(&png_path, e))?;
-    gradus_core::state_dict::write_atomically(&png_path, &png)?;
-
-    Ok(vec![svg_path, png_path])
-}
-
-fn plot_error(path: &Path, message: String) -> Error {
-    Error::io(
-        path,
-        std::io::Error::other(format!("plotting failed: {message}")),
-    )
-}
-
-/// Registers the shipped font once per process for the families plotters asks for.
-fn ensure_font() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        for family in ["sans-serif", "serif", "monospace"] {
-            // The font is compiled in and known to parse; a failure would only lose text.
-            let _ = register_font(family, FontStyle::Normal, FONT);
-        }
-    });
-}
-
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, w, h);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())?;
-    Ok(out)
 }
 
 /// Splits points into runs of finite values: a NaN or infinity breaks the line.

@@ -1,8 +1,9 @@
 //! The lab's figures: `paths` (contours and trajectories), `loss` and `steps` (curves per step).
 //!
 //! Drawn with plotters; text in the PNG files is rasterized from the DejaVu Sans font shipped in
-//! `assets/` (the `ab_glyph` backend, as in `gradus-runner`), so rendering never depends on the
-//! system's fonts. Every file is rendered in memory and written atomically.
+//! `assets/` (the `ab_glyph` backend), so rendering never depends on the system's fonts. Every
+//! file is rendered in memory and written atomically. [`write_figure`] also renders the
+//! runner's run-folder and `compare` charts: one renderer, one font file in the workspace.
 
 pub mod clip;
 pub mod contour;
