@@ -177,14 +177,8 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
             });
         }
     }
-    let mut params: Vec<NamedVar> = varmap
-        .data()
-        .lock()
-        .map_err(|_| Error::Unsupported("parameter store lock poisoned".into()))?
-        .iter()
-        .map(|(k, v)| NamedVar::new(k.clone(), v.clone()))
-        .collect();
-    params.sort_by(|a, b| a.name.cmp(&b.name));
+    // Named by their VarMap names, in name order (a VarMap's own order is a HashMap's).
+    let params: Vec<NamedVar> = gradus_optim::named_vars(&varmap);
 
     let loss = build_loss(&pipeline.loss, "loss")?;
     let mut optimizer = gradus_optim::build_optimizer(&pipeline.optimizer, "optimizer", &params)?;

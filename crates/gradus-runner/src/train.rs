@@ -346,10 +346,6 @@ pub fn train(exp: &mut Experiment, mut state: TrainingState, opts: &RunOptions) 
     let mut terminated = false;
     let terminate_on_non_finite = exp.pipeline.train.terminate_on_non_finite;
     while stop_reason.is_none() && state.epochs_done < epochs {
-        if opts.interrupt.requested() {
-            interrupted = true;
-            break;
-        }
         let epoch_start = Instant::now();
         let epoch = state.epochs_done;
         let batches = exp.loader.epoch_indices(epoch)?;
