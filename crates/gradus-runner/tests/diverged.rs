@@ -2,17 +2,10 @@
 //! round-trip every float, `compare` and `resume` work on its folder, and the report and the
 //! terminal say that it diverged; with `terminate_on_non_finite` it stops there (exit code 3).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{gradus, text, write};
 
 use serde_json::{json, Value};
-
-fn gradus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// The linear-regression example with a learning rate that makes SGD diverge.
 fn diverging(non_finite: &str, terminate: bool, epochs: usize) -> Value {
@@ -28,16 +21,6 @@ fn diverging(non_finite: &str, terminate: bool, epochs: usize) -> Value {
         "train": {"epochs": epochs, "non_finite": non_finite, "terminate_on_non_finite": terminate},
         "output": {"checkpoint_every": 5}
     })
-}
-
-fn write(dir: &Path, name: &str, pipeline: &Value) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(pipeline).unwrap()).unwrap();
-    path
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

@@ -1,22 +1,14 @@
 //! What a hostile or careless user does to a run folder and a pipeline: tampered, deleted or
 //! mixed-in checkpoint files, duplicate keys, run names that leave `runs/`, two writers at once.
 
+mod common;
+use common::{gradus, text, write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-fn gradus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn pipeline(seed: u64, epochs: usize, batch_size: usize) -> Value {
     json!({
@@ -32,12 +24,6 @@ fn pipeline(seed: u64, epochs: usize, batch_size: usize) -> Value {
         "train": {"epochs": epochs},
         "output": {"checkpoint_every": 1, "plots": false}
     })
-}
-
-fn write(dir: &Path, name: &str, value: &Value) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
-    path
 }
 
 /// A finished 2-epoch run of `seed` at `dir/name`.

@@ -1,20 +1,16 @@
 //! End-to-end runs of small pipelines: outputs, determinism, resume after a kill, validation of
 //! every example, exit codes and messages for bad pipelines, and no panic on mutated input.
 
+mod common;
+use common::{gradus, write};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipelines");
-
-fn gradus(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn small_pipeline(epochs: usize, batching: Value) -> Value {
     json!({
@@ -34,12 +30,6 @@ fn small_pipeline(epochs: usize, batching: Value) -> Value {
         "train": {"epochs": epochs, "early_stopping": {"monitor": "val_loss", "patience": 50, "restore_best_weights": true}},
         "output": {"checkpoint_every": 1, "plots": true}
     })
-}
-
-fn write(dir: &Path, name: &str, pipeline: &Value) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, serde_json::to_string_pretty(pipeline).unwrap()).unwrap();
-    path
 }
 
 /// metrics.csv without the wall-clock column.
