@@ -108,6 +108,10 @@ enum Precision {
     F64,
 }
 
+fn console(quiet: bool) -> crate::train::Console {
+    crate::train::Console { quiet, json: false }
+}
+
 fn interrupt_flag() -> crate::signals::Interrupt {
     crate::signals::Interrupt::from_signals()
 }
@@ -146,12 +150,17 @@ fn run(cli: Cli) -> Result<String, Failure> {
             seed,
             quiet,
         } => {
-            let (dir, report) =
-                crate::run::run(pipeline.as_deref(), out, seed, quiet, interrupt_flag())?;
+            let (dir, report) = crate::run::run(
+                pipeline.as_deref(),
+                out,
+                seed,
+                console(quiet),
+                interrupt_flag(),
+            )?;
             outcome(dir, &report)
         }
         Command::Resume { run_dir, quiet } => {
-            let (dir, report) = crate::run::resume(&run_dir, quiet, interrupt_flag())?;
+            let (dir, report) = crate::run::resume(&run_dir, console(quiet), interrupt_flag())?;
             outcome(dir, &report)
         }
         Command::Validate { pipeline } => crate::run::validate(&pipeline),
@@ -163,7 +172,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             for path in runs {
                 if path.is_file() {
                     let (dir, _) =
-                        crate::run::run(Some(&path), None, None, true, interrupt_flag())?;
+                        crate::run::run(Some(&path), None, None, console(true), interrupt_flag())?;
                     folders.push(dir);
                 } else {
                     folders.push(path);

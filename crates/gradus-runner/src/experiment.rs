@@ -17,6 +17,8 @@ use gradus_data::Loader;
 use gradus_layers::Sequential;
 use gradus_optim::clip::ClipConfig;
 use gradus_optim::guard::{GuardConfig, NonFiniteGuard};
+
+use crate::train::Controls;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
 
@@ -64,12 +66,10 @@ pub struct Experiment {
     pub optimizer: Box<dyn Optimizer>,
     /// The schedule and when it steps.
     pub schedule: Option<(Box<dyn Schedule>, SchedulePer)>,
-    /// Gradient clipping.
-    pub clip: Option<ClipConfig>,
     /// Regularizers.
     pub regularizers: Vec<Box<dyn Regularizer>>,
-    /// The non-finite guard.
-    pub guard: NonFiniteGuard,
+    /// Accumulation, clipping and the non-finite guard between backward and the update.
+    pub controls: Controls,
     /// Early stopping.
     pub early_stopping: Option<EarlyStopping>,
 }
@@ -222,6 +222,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         other => gradus_core::config::parse_config(other, "train.non_finite")?,
     };
     let guard = NonFiniteGuard::new(guard_config)?;
+    let controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
     let early_stopping = pipeline
         .train
         .early_stopping
@@ -270,9 +271,8 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         loss,
         optimizer,
         schedule,
-        clip,
         regularizers,
-        guard,
+        controls,
         early_stopping,
     })
 }

@@ -7,7 +7,7 @@ use gradus_core::{Error, Result};
 use crate::experiment::{build, model_summary, Experiment};
 use crate::pipeline::{Pipeline, DEFAULT_PIPELINE};
 use crate::signals::Interrupt;
-use crate::train::{fresh_state, train, Ended, Report, RunOptions};
+use crate::train::{fresh_state, train, Console, Ended, Report, RunOptions};
 
 /// A failed command: bad input (exit code 2) or a failure while running (exit code 1).
 #[derive(Debug)]
@@ -158,7 +158,7 @@ pub fn run(
     path: Option<&Path>,
     out: Option<PathBuf>,
     seed: Option<u64>,
-    quiet: bool,
+    console: Console,
     interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
     let mut pipeline = load_pipeline(path).map_err(Failure::BadInput)?;
@@ -172,13 +172,11 @@ pub fn run(
     let _lock = lock_run_folder(&dir).map_err(Failure::BadInput)?;
     prepare_folder(&dir).map_err(Failure::BadInput)?;
     write_pipeline(&exp, &dir).map_err(Failure::Runtime)?;
-    if !quiet {
-        println!("model:\n{}", model_summary(&exp).trim_end());
-    }
+    console.info(&format!("model:\n{}", model_summary(&exp).trim_end()));
     let state = fresh_state(exp.pipeline.seed);
     let opts = RunOptions {
         dir: dir.clone(),
-        quiet,
+        console,
         interrupt,
     };
     let report = finished(train(&mut exp, state, &opts), &opts)?;
@@ -207,7 +205,7 @@ fn write_pipeline(exp: &Experiment, dir: &Path) -> Result<()> {
 /// `gradus resume RUN_DIR`: rebuilds the run's pipeline and continues from its last checkpoint.
 pub fn resume(
     dir: &Path,
-    quiet: bool,
+    console: Console,
     interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
     let pipeline_path = dir.join("pipeline.json");
@@ -232,16 +230,14 @@ pub fn resume(
             fresh_state(exp.pipeline.seed)
         }
     };
-    if !quiet {
-        println!(
-            "resuming {} after epoch {}",
-            dir.display(),
-            state.epochs_done
-        );
-    }
+    console.info(&format!(
+        "resuming {} after epoch {}",
+        dir.display(),
+        state.epochs_done
+    ));
     let opts = RunOptions {
         dir: dir.to_path_buf(),
-        quiet,
+        console,
         interrupt,
     };
     let report = finished(train(&mut exp, state, &opts), &opts)?;
