@@ -12,7 +12,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick]>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)"
+    "usage: cargo xtask <ci | tidy | bench [--quick] | fuzz N [--seed S]>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  fuzz  N mutated pipelines through the release `gradus validate` (and `run` on what it\n        accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout"
 }
 
 fn root() -> PathBuf {
@@ -40,6 +40,33 @@ fn ci(sh: &Shell) -> Result<(), String> {
     cmd!(sh, "cargo {args...}").run().map_err(|e| e.to_string())
 }
 
+/// `cargo xtask fuzz N [--seed S]`: the pipeline fuzzer (`crates/gradus-runner/examples/fuzz.rs`)
+/// on the release binary, N cases, also training what validate accepts.
+fn fuzz(sh: &Shell, args: &[String]) -> Result<(), String> {
+    let cases = args
+        .first()
+        .filter(|n| n.parse::<usize>().is_ok())
+        .ok_or_else(|| format!("fuzz needs a case count\n{}", usage()))?;
+    let seed = args
+        .iter()
+        .position(|a| a == "--seed")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "1".to_string());
+    cmd!(
+        sh,
+        "cargo build --release --locked -p gradus-runner --bin gradus --example fuzz"
+    )
+    .run()
+    .map_err(|e| e.to_string())?;
+    cmd!(
+        sh,
+        "target/release/examples/fuzz {cases} --seed {seed} --run --exe target/release/gradus"
+    )
+    .run()
+    .map_err(|e| e.to_string())
+}
+
 fn tidy_report() -> Result<(), String> {
     let problems = tidy::check(&root());
     if problems.is_empty() {
@@ -61,6 +88,7 @@ fn main() -> ExitCode {
         match task.as_deref() {
             Some("ci") => ci(&sh),
             Some("tidy") => tidy_report(),
+            Some("fuzz") => fuzz(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
             _ => Err(usage().to_string()),
         }

@@ -108,6 +108,18 @@ impl Error {
         }
     }
 
+    /// Gives an error raised without a JSON path (a hyperparameter range check such as
+    /// PyTorch's `Invalid learning rate: -0.5`, a non-finite value) the `path` of the config it
+    /// came from, as [`Error::Config`]; errors that already name where they are stay as they are.
+    pub fn at(self, path: &str) -> Self {
+        match self {
+            Error::InvalidHyperparameter(message) | Error::NonFinite(message) => {
+                Error::config(crate::config::display_path(path), message)
+            }
+            other => other,
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

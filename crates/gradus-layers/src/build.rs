@@ -66,7 +66,31 @@ fn locate(err: Error, name: &str, path: &str, input: &[usize]) -> Error {
             path,
             format!("`{name}` layer with input shape {input:?}: {e}"),
         ),
-        other => other,
+        other => other.at(&path),
+    }
+}
+
+/// Makes an error of a layer's forward pass name the layer: its type, JSON path and the input
+/// shape of the batch (a batch-norm layer given a one-sample batch says which one it is). An
+/// error a nested layer already located stays as it is.
+fn in_forward(err: Error, name: &str, path: &str, input: &[usize]) -> Error {
+    let path = display_path(path);
+    match err {
+        located @ Error::Config { .. } => located,
+        Error::ShapeMismatch {
+            context,
+            expected,
+            actual,
+        } if !context.contains(" layer at ") => Error::ShapeMismatch {
+            context: format!("`{name}` layer at {path} (batch shape {input:?}): {context}"),
+            expected,
+            actual,
+        },
+        located @ Error::ShapeMismatch { .. } => located,
+        other => Error::config(
+            path,
+            format!("`{name}` layer, forward pass on a batch of shape {input:?}: {other}"),
+        ),
     }
 }
 
@@ -75,6 +99,8 @@ pub(crate) struct Stack {
     pub layers: Vec<Box<dyn Layer>>,
     /// `(type, output shape)` of each layer.
     pub summary: Vec<(String, Vec<usize>)>,
+    /// The JSON path of each layer, for errors of its forward pass.
+    pub paths: Vec<String>,
     pub output_shape: Vec<usize>,
 }
 
@@ -98,6 +124,7 @@ impl Stack {
         let mut shape = input_shape.to_vec();
         let mut layers = Vec::with_capacity(configs.len());
         let mut summary = Vec::with_capacity(configs.len());
+        let mut paths = Vec::with_capacity(configs.len());
         for (i, config) in configs.iter().enumerate() {
             let layer_path = index_path(path, i);
             let mut ctx = LayerContext {
@@ -115,19 +142,24 @@ impl Stack {
             gradus_core::limits::tensor_elements(&layer_path, "one output sample", &shape)?;
             let (name, _) = split_type(config, &layer_path)?;
             summary.push((name, shape.clone()));
+            paths.push(layer_path);
             layers.push(layer);
         }
         Ok(Stack {
             layers,
             summary,
+            paths,
             output_shape: shape,
         })
     }
 
     pub(crate) fn forward(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
         let mut h = x.clone();
-        for layer in &mut self.layers {
-            h = layer.forward(&h, ctx)?;
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let out = layer
+                .forward(&h, ctx)
+                .map_err(|e| in_forward(e, &self.summary[i].0, &self.paths[i], h.dims()))?;
+            h = out;
         }
         Ok(h)
     }

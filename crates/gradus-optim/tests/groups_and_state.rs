@@ -126,7 +126,11 @@ fn unknown_optimizer_and_unknown_field_are_clear_errors() {
     )
     .err()
     .unwrap();
-    assert_eq!(err.to_string(), "Invalid learning rate: -0.1");
+    // PyTorch's wording, at the config's JSON path.
+    assert_eq!(
+        err.to_string(),
+        "invalid config at optimizer: Invalid learning rate: -0.1"
+    );
 }
 
 #[test]

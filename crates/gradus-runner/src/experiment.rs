@@ -99,7 +99,9 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     let device = Device::Cpu;
 
     let (source, rest) = resolve::<DataSourceKind>(&pipeline.data.source, "data.source")?;
-    let dataset = (source.build)(&rest, "data.source")?.load(&mut root.derive("data"))?;
+    let dataset = (source.build)(&rest, "data.source")
+        .map_err(|e| e.at("data.source"))?
+        .load(&mut root.derive("data"))?;
     let task = dataset.task;
     let splits = gradus_data::split(&dataset, &pipeline.data.split, &mut root.derive("split"))
         .map_err(|e| Error::config("data.split", e.to_string()))?;
@@ -110,7 +112,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     for (i, cfg) in pipeline.data.preprocess.iter().enumerate() {
         let path = index_path("data.preprocess", i);
         let (entry, rest) = resolve::<PreprocessorKind>(cfg, &path)?;
-        let mut p = (entry.build)(&rest, &path)?;
+        let mut p = (entry.build)(&rest, &path).map_err(|e| e.at(&path))?;
         p.fit(&train.features)
             .map_err(|e| Error::config(&path, e.to_string()))?;
         train.features = p.transform(&train.features)?;
@@ -130,7 +132,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     for (i, cfg) in pipeline.augment.iter().enumerate() {
         let path = index_path("augment", i);
         let (entry, rest) = resolve::<ImageAugmentationKind>(cfg, &path)?;
-        augment.push((entry.build)(&rest, &path)?);
+        augment.push((entry.build)(&rest, &path).map_err(|e| e.at(&path))?);
     }
     if !augment.is_empty() && train.features.rank() != 4 {
         return Err(Error::ShapeMismatch {
@@ -212,7 +214,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     for (i, cfg) in pipeline.regularizers.iter().enumerate() {
         let path = index_path("regularizers", i);
         let (entry, rest) = resolve::<RegularizerKind>(cfg, &path)?;
-        regularizers.push((entry.build)(&rest, &path)?);
+        regularizers.push((entry.build)(&rest, &path).map_err(|e| e.at(&path))?);
     }
     let guard_config: GuardConfig = match &pipeline.train.non_finite {
         Value::String(_) => gradus_core::config::parse_config(
@@ -221,13 +223,16 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         )?,
         other => gradus_core::config::parse_config(other, "train.non_finite")?,
     };
-    let guard = NonFiniteGuard::new(guard_config)?;
+    let guard = NonFiniteGuard::new(guard_config).map_err(|e| e.at("train.non_finite"))?;
     let controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
     let early_stopping = pipeline
         .train
         .early_stopping
         .as_ref()
-        .map(|v| EarlyStopping::from_json(v, "train.early_stopping"))
+        .map(|v| {
+            EarlyStopping::from_json(v, "train.early_stopping")
+                .map_err(|e| e.at("train.early_stopping"))
+        })
         .transpose()?;
     if let Some(es) = &early_stopping {
         let monitor = es.config().monitor.as_str();
@@ -250,7 +255,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     }
 
     let (batching, rest) = resolve::<BatchingKind>(&pipeline.batching, "batching")?;
-    let batching = (batching.build)(&rest, "batching")?;
+    let batching = (batching.build)(&rest, "batching").map_err(|e| e.at("batching"))?;
     if num_samples(&train) == 0 {
         return Err(Error::config("data.split", "the training split is empty"));
     }

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod compare;
 pub mod experiment;
+pub mod fuzz;
 pub mod lab;
 pub mod list;
 pub mod loss;

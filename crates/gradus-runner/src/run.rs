@@ -166,6 +166,11 @@ pub fn run(
         pipeline.seed = seed;
     }
     let dir = run_folder(&pipeline, out);
+    // What `validate` tries runs first, on an experiment of its own (the dry run changes what
+    // it touches), so a pipeline that would fail on configuration never creates a run folder.
+    let mut trial = build(pipeline.clone()).map_err(Failure::BadInput)?;
+    crate::train::dry_run(&mut trial).map_err(Failure::BadInput)?;
+    drop(trial);
     let mut exp = build(pipeline).map_err(Failure::BadInput)?;
     // Locked before the "already holds a run" check, so two runs started together cannot both
     // pass it.

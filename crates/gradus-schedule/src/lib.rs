@@ -73,5 +73,5 @@ pub fn build_schedule(
     optimizer: &mut dyn Optimizer,
 ) -> Result<Box<dyn Schedule>> {
     let (entry, rest) = resolve::<ScheduleKind>(config, path)?;
-    (entry.build)(&rest, path, optimizer)
+    (entry.build)(&rest, path, optimizer).map_err(|e| e.at(path))
 }

@@ -29,7 +29,7 @@ pub fn build_children(transforms: &[Value], path: &str) -> Result<Vec<Box<dyn Im
         .map(|(i, config)| {
             let at = index_path(&list, i);
             let (entry, rest) = resolve::<ImageAugmentationKind>(config, &at)?;
-            (entry.build)(&rest, &at)
+            (entry.build)(&rest, &at).map_err(|e| e.at(&at))
         })
         .collect()
 }

@@ -63,7 +63,7 @@ impl LayerContext<'_> {
     ) -> Result<Box<dyn Initializer>> {
         let config = config.unwrap_or(default);
         let (entry, rest) = resolve::<InitializerKind>(config, path)?;
-        (entry.build)(&rest, path)
+        (entry.build)(&rest, path).map_err(|e| e.at(path))
     }
 }
 

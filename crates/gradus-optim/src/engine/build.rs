@@ -43,5 +43,5 @@ pub fn build_optimizer(
     params: &[NamedVar],
 ) -> Result<Box<dyn Optimizer>> {
     let (entry, rest) = resolve::<OptimizerKind>(config, path)?;
-    (entry.build)(&rest, path, params)
+    (entry.build)(&rest, path, params).map_err(|e| e.at(path))
 }
