@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own automation (ci, tidy), echoing every command it runs.
 
 mod bench;
+mod pages;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick] | fuzz N [--seed S]>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  fuzz  N mutated pipelines through the release `gradus validate` (and `run` on what it\n        accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout"
+    "usage: cargo xtask <ci | tidy | bench [--quick] | fuzz N [--seed S] | pages>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  fuzz  N mutated pipelines through the release `gradus validate` (and `run` on what it\n        accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout\n  pages report.html and compare.html checked in headless Chromium, screenshots -> docs/images/"
 }
 
 fn root() -> PathBuf {
@@ -88,6 +89,7 @@ fn main() -> ExitCode {
         match task.as_deref() {
             Some("ci") => ci(&sh),
             Some("tidy") => tidy_report(),
+            Some("pages") => pages::run(&sh, &root()),
             Some("fuzz") => fuzz(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
             _ => Err(usage().to_string()),

@@ -3,8 +3,8 @@
 //!
 //! Reads each run's `metrics.jsonl` (required), `report.json` and `pipeline.json` (both
 //! optional), and writes into the output folder `compare_loss.svg`/`.png`,
-//! `compare_accuracy.svg`/`.png` (when any run has an accuracy), `compare.md` and
-//! `compare.json`.
+//! `compare_accuracy.svg`/`.png` (when any run has an accuracy), `compare.md`,
+//! `compare.json` and `compare.html` (the table and the plots inline, one self-contained page).
 
 use std::path::{Path, PathBuf};
 
@@ -142,10 +142,26 @@ pub fn compare(runs: &[PathBuf], out_dir: &Path) -> Result<CompareReport> {
     md.push('\n');
     gradus_core::state_dict::write_atomically(&md_path, md.as_bytes())?;
 
-    let report = CompareReport { rows, table, files };
+    let mut report = CompareReport { rows, table, files };
     let json = serde_json::to_string_pretty(&serde_json::json!({ "runs": report.rows }))
         .map_err(|e| Error::io(&json_path, std::io::Error::other(e)))?;
     gradus_core::state_dict::write_atomically(&json_path, json.as_bytes())?;
+    let html_path = out_dir.join("compare.html");
+    let mut svgs = Vec::new();
+    for svg in report
+        .files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+    {
+        if let Some(element) = crate::html::inline_svg(svg)? {
+            let name = svg.file_stem().map(|s| s.to_string_lossy().into_owned());
+            svgs.push((name.unwrap_or_default(), element));
+        }
+    }
+    let html = crate::html::compare_report(&report.rows, &svgs);
+    gradus_core::state_dict::write_atomically(&html_path, html.as_bytes())?;
+    report.files.push(html_path);
+
     Ok(report)
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod compare;
 pub mod experiment;
 pub mod fuzz;
+pub mod html;
 pub mod lab;
 pub mod list;
 pub mod loss;

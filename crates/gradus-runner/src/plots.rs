@@ -1,5 +1,6 @@
-//! Loss and accuracy curves of a run folder: `loss.svg`/`loss.png` and
-//! `accuracy.svg`/`accuracy.png`, drawn with plotters.
+//! Curves of a run folder, drawn with plotters: `loss.svg`/`.png`, `accuracy.svg`/`.png`,
+//! `lr.svg`/`.png` (the learning rate at the end of each epoch) and `grad_norm.svg`/`.png` (the
+//! epoch's mean gradient norm before clipping).
 //!
 //! Files are written by [`gradus_lab::plot::write_figure`], the one renderer of the workspace:
 //! text in the PNG files is rasterized from the DejaVu Sans font shipped in `gradus-lab`
@@ -48,15 +49,20 @@ pub(crate) struct Chart {
     pub legend: SeriesLabelPosition,
 }
 
-/// Writes `loss.svg`/`loss.png` (training and validation loss per epoch) and, when any epoch
-/// has an accuracy, `accuracy.svg`/`accuracy.png` into `dir`. `title` heads every plot (the
-/// run's name). Non-finite values are left out of the curves. Returns nothing; the files it
-/// wrote are the ones named above.
+/// The plots [`write_plots`] may write, by file stem, in the order a report shows them.
+pub const PLOT_STEMS: [&str; 4] = ["loss", "accuracy", "lr", "grad_norm"];
+
+/// Writes into `dir`: `loss.svg`/`loss.png` (training and validation loss per epoch), when any
+/// epoch has an accuracy `accuracy.svg`/`accuracy.png`, `lr.svg`/`lr.png` (learning rate of
+/// group 0 at the end of each epoch) and `grad_norm.svg`/`grad_norm.png` (mean global L2
+/// gradient norm of the epoch's updates, before clipping). `title` heads every plot (the run's
+/// name). Non-finite values are left out of the curves. Returns the stems written, in
+/// [`PLOT_STEMS`] order.
 ///
 /// # Errors
 /// [`Error::Unsupported`] when `metrics` is empty; [`Error::Io`] naming the file when one
 /// cannot be rendered or written.
-pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<()> {
+pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<Vec<&'static str>> {
     if metrics.is_empty() {
         return Err(Error::Unsupported(format!(
             "cannot plot metrics into {}: no epochs recorded",
@@ -111,6 +117,7 @@ pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<
         legend: SeriesLabelPosition::UpperRight,
     };
     write_chart(dir, "loss", &loss)?;
+    let mut written = vec!["loss"];
 
     let accuracy = series(
         column(|m| m.train_accuracy),
@@ -125,8 +132,38 @@ pub fn write_plots(dir: &Path, metrics: &[EpochMetrics], title: &str) -> Result<
             legend: SeriesLabelPosition::LowerRight,
         };
         write_chart(dir, "accuracy", &chart)?;
+        written.push("accuracy");
     }
-    Ok(())
+    for (stem, what, pick) in [
+        (
+            "lr",
+            "learning rate",
+            (|m: &EpochMetrics| m.lr) as fn(&EpochMetrics) -> f64,
+        ),
+        ("grad_norm", "gradient norm", |m| m.grad_norm),
+    ] {
+        let chart = Chart {
+            caption: caption(what),
+            y_desc: what_axis(stem),
+            series: vec![Series {
+                label: what.to_string(),
+                points: metrics.iter().map(|m| (m.epoch, pick(m))).collect(),
+                color: PALETTE[2],
+                dashed: false,
+            }],
+            legend: SeriesLabelPosition::UpperRight,
+        };
+        write_chart(dir, stem, &chart)?;
+        written.push(stem);
+    }
+    Ok(written)
+}
+
+fn what_axis(stem: &str) -> &'static str {
+    match stem {
+        "lr" => "learning rate (end of epoch)",
+        _ => "mean L2 norm before clipping",
+    }
 }
 
 /// Renders `chart` to `<dir>/<stem>.svg` and `<dir>/<stem>.png`; returns both paths.

@@ -54,10 +54,11 @@ fn read(path: &Path) -> String {
 }
 
 #[test]
-fn classification_run_gets_loss_and_accuracy_plots() {
+fn classification_run_gets_loss_accuracy_lr_and_grad_norm_plots() {
     let dir = tempfile::tempdir().unwrap();
-    write_plots(dir.path(), &classification(5, 2.0), "digits-adam").unwrap();
-    for stem in ["loss", "accuracy"] {
+    let written = write_plots(dir.path(), &classification(5, 2.0), "digits-adam").unwrap();
+    assert_eq!(written, ["loss", "accuracy", "lr", "grad_norm"]);
+    for stem in written {
         assert_eq!(png_size(&dir.path().join(format!("{stem}.png"))), PLOT_SIZE);
     }
     let loss = read(&dir.path().join("loss.svg"));
@@ -66,12 +67,14 @@ fn classification_run_gets_loss_and_accuracy_plots() {
     assert!(loss.contains("digits-adam: loss"));
     let acc = read(&dir.path().join("accuracy.svg"));
     assert!(acc.contains("train accuracy") && acc.contains("val accuracy"));
+    assert!(read(&dir.path().join("lr.svg")).contains("digits-adam: learning rate"));
+    assert!(read(&dir.path().join("grad_norm.svg")).contains("before clipping"));
     // Atomic writes leave no temporary files behind.
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
 }
 
 #[test]

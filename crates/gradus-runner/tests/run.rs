@@ -472,3 +472,60 @@ fn compare_overlays_two_runs() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("rmsprop"));
     assert!(dir.path().join("rmsprop-run/report.json").is_file());
 }
+
+#[test]
+fn the_run_report_page_is_self_contained_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = write(
+        dir.path(),
+        "p.json",
+        &small_pipeline(3, json!({"type": "mini_batch", "batch_size": 64})),
+    );
+    let run = dir.path().join("run");
+    let out = gradus(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    // Every plot inline, nothing fetched: no scripts, no external references.
+    for stem in ["loss", "accuracy", "lr", "grad_norm"] {
+        assert!(html.contains(&format!("id=\"plot-{stem}\"><svg")), "{stem}");
+        assert!(run.join(format!("{stem}.png")).exists(), "{stem}.png");
+    }
+    for forbidden in ["<script", " src=", " href=", "<link"] {
+        assert!(!html.contains(forbidden), "{forbidden}");
+    }
+    // One table row per epoch (plus the header), the model summary and the resolved pipeline.
+    let table = &html[html.find("id=\"epochs\"").unwrap()..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(table.matches("<tr>").count(), 4);
+    assert!(html.contains("trainable parameters"));
+    assert!(html.contains("&quot;optimizer&quot;") || html.contains("\"optimizer\""));
+    assert!(html.contains("test_accuracy"));
+
+    let compared = dir.path().join("cmp");
+    let out = gradus(&[
+        "compare",
+        run.to_str().unwrap(),
+        "--out",
+        compared.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(compared.join("compare.html")).unwrap();
+    assert!(page.contains("id=\"plot-compare_loss\"><svg"));
+    assert!(page.contains("id=\"runs\""));
+    assert!(!page.contains("<script") && !page.contains(" src="));
+}

@@ -113,10 +113,12 @@ pub fn finish(
         }
         None => (None, None),
     };
-    if exp.pipeline.output.plots && !state.metrics.is_empty() {
+    let plots = if exp.pipeline.output.plots && !state.metrics.is_empty() {
         let title = exp.pipeline.name.as_deref().unwrap_or("gradus run");
-        crate::plots::write_plots(&opts.dir, &state.metrics, title)?;
-    }
+        crate::plots::write_plots(&opts.dir, &state.metrics, title)?
+    } else {
+        Vec::new()
+    };
     let report = Report {
         test_accuracy,
         test_loss,
@@ -131,7 +133,36 @@ pub fn finish(
     };
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Unsupported(e.to_string()))?;
     gradus_core::state_dict::write_atomically(&opts.dir.join("report.json"), &json)?;
+    write_html(exp, state, &opts.dir, &report, &plots)?;
     Ok(super::Ended::Finished(report))
+}
+
+/// `report.html`: the report, the plots written (inline), the epochs, the model, the pipeline.
+fn write_html(
+    exp: &Experiment,
+    state: &TrainingState,
+    dir: &Path,
+    report: &Report,
+    plots: &[&str],
+) -> Result<()> {
+    let mut svgs = Vec::new();
+    for stem in plots {
+        if let Some(svg) = crate::html::inline_svg(&dir.join(format!("{stem}.svg")))? {
+            svgs.push((stem.to_string(), svg));
+        }
+    }
+    let report_json =
+        serde_json::to_value(report).map_err(|e| Error::Unsupported(e.to_string()))?;
+    let summary = crate::experiment::model_summary(exp);
+    let html = crate::html::run_report(&crate::html::RunPage {
+        title: exp.pipeline.name.as_deref().unwrap_or("gradus run"),
+        pipeline: &exp.pipeline.resolved(),
+        model_summary: &summary,
+        metrics: &state.metrics,
+        report: &report_json,
+        plots: &svgs,
+    });
+    gradus_core::state_dict::write_atomically(&dir.join("report.html"), html.as_bytes())
 }
 
 /// The first epoch whose training loss was not finite.
