@@ -130,3 +130,52 @@ pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
     line.push_str(&format!(" lr {:.3e} ({:.2}s)", m.lr, m.seconds));
     line
 }
+
+/// An error as `--json` prints it: `{"error": {"path": ..., "message": ...}}`, `path` the JSON
+/// path or file it names (`null` when it names none), `message` the whole error with its
+/// cause chain.
+pub fn error_json(err: &gradus_core::Error) -> Value {
+    use gradus_core::Error;
+    let path = match err {
+        Error::Config { path, .. }
+        | Error::UnknownField { path, .. }
+        | Error::UnknownName { path, .. } => Some(path.clone()),
+        Error::CorruptFile { path, .. } | Error::Io { path, .. } => {
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(&format!("; caused by: {cause}"));
+        source = cause.source();
+    }
+    json!({ "error": { "path": path, "message": message } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_one_line_holding_the_event_name_and_the_fields() {
+        let line = event_line("epoch", json!({"epoch": 1, "train_loss": 0.5}));
+        assert!(!line.contains('\n'));
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value, json!({"event": "epoch", "epoch": 1, "train_loss": 0.5}));
+    }
+
+    #[test]
+    fn errors_carry_their_path() {
+        let err = gradus_core::Error::config("optimizer.lr", "must be > 0");
+        let value = error_json(&err);
+        assert_eq!(value["error"]["path"], "optimizer.lr");
+        assert!(value["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be > 0"));
+        let value = error_json(&gradus_core::Error::Unsupported("x".into()));
+        assert!(value["error"]["path"].is_null());
+    }
+}
