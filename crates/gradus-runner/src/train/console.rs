@@ -163,7 +163,10 @@ mod tests {
         let line = event_line("epoch", json!({"epoch": 1, "train_loss": 0.5}));
         assert!(!line.contains('\n'));
         let value: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(value, json!({"event": "epoch", "epoch": 1, "train_loss": 0.5}));
+        assert_eq!(
+            value,
+            json!({"event": "epoch", "epoch": 1, "train_loss": 0.5})
+        );
     }
 
     #[test]
