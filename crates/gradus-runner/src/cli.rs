@@ -2,13 +2,19 @@
 //!
 //! Exit codes: 0 success, 2 bad input (pipeline, data, case file, arguments), 1 failure while
 //! running. Errors print their whole cause chain.
+//!
+//! Log records (`log::warn!` of an initializer, ...) go to stderr through `env_logger`: warnings
+//! and errors by default, `-v` adds info, `-vv` debug, `-vvv` trace, `-q` keeps errors only and
+//! `-qq` none; `RUST_LOG` (env_logger's syntax, e.g. `RUST_LOG=gradus_init=debug`) is applied on
+//! top of that level.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use candle_core::DType;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::overrides::Override;
 use crate::replay::{replay_file, UpdatePath};
 use crate::run::Failure;
 
@@ -16,6 +22,13 @@ use crate::run::Failure;
 #[derive(Parser)]
 #[command(name = "gradus", version, about, long_about = None)]
 struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG applies on top).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less output: log errors only (-qq: nothing), and `run`/`resume` print one line per
+    /// epoch instead of a progress bar.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,22 +45,23 @@ enum Command {
         /// Override the pipeline's seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// One line per epoch instead of a progress bar.
-        #[arg(long)]
-        quiet: bool,
+        /// Change a field of the pipeline: dotted path, JSON value (a string if not JSON), e.g.
+        /// `--set optimizer.lr=0.01 --set model.layers.0.out=64`; recorded in pipeline.json.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
     },
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run folder.
         run_dir: PathBuf,
-        /// One line per epoch instead of a progress bar.
-        #[arg(long)]
-        quiet: bool,
     },
     /// Parse and build everything (data, model shapes, optimizer, ...) without training.
     Validate {
         /// The pipeline JSON file.
         pipeline: PathBuf,
+        /// Change a field of the pipeline before validating it, as `run --set` does.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
     },
     /// Print a JSON Schema of the pipeline, generated from the registered components.
     Schema,
@@ -100,6 +114,49 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) to stdout,
+    /// e.g. `gradus completions bash > ~/.local/share/bash-completion/completions/gradus`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of gradus (gradus.1 and one per subcommand, gradus-run.1, ...) into
+    /// a folder (what `cargo xtask man` runs).
+    Man {
+        /// The folder.
+        out: PathBuf,
+    },
+}
+
+/// The command line's definition (for completion scripts and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Installs the logger of the `gradus` binary on stderr: warnings by default, each `-v` one
+/// level more, each `-q` one less (`-q`: errors only, `-qq`: off), then `RUST_LOG`'s
+/// directives on top. A second call (or a logger installed by an embedding binary) is ignored.
+pub fn init_logger(verbose: u8, quiet: u8) {
+    use log::LevelFilter;
+    let level = match i16::from(verbose) - i16::from(quiet) {
+        ..=-2 => LevelFilter::Off,
+        -1 => LevelFilter::Error,
+        0 => LevelFilter::Warn,
+        1 => LevelFilter::Info,
+        2 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level)
+        .format_timestamp(None)
+        .parse_env(
+            env_logger::Env::new()
+                .filter("RUST_LOG")
+                .write_style("RUST_LOG_STYLE"),
+        );
+    let _ = builder.try_init();
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,22 +196,29 @@ fn finished(dir: PathBuf, report: &crate::train::Report) -> String {
 
 fn run(cli: Cli) -> Result<String, Failure> {
     let bad = Failure::BadInput;
+    let quiet = cli.quiet > 0;
     match cli.command {
         Command::Run {
             pipeline,
             out,
             seed,
-            quiet,
+            set,
         } => {
-            let (dir, report) =
-                crate::run::run(pipeline.as_deref(), out, seed, quiet, interrupt_flag())?;
+            let (dir, report) = crate::run::run(
+                pipeline.as_deref(),
+                &set,
+                out,
+                seed,
+                quiet,
+                interrupt_flag(),
+            )?;
             outcome(dir, &report)
         }
-        Command::Resume { run_dir, quiet } => {
+        Command::Resume { run_dir } => {
             let (dir, report) = crate::run::resume(&run_dir, quiet, interrupt_flag())?;
             outcome(dir, &report)
         }
-        Command::Validate { pipeline } => crate::run::validate(&pipeline),
+        Command::Validate { pipeline, set } => crate::run::validate(&pipeline, &set),
         Command::Schema => crate::schema::pipeline_schema()
             .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
             .map_err(Failure::Runtime),
@@ -163,7 +227,7 @@ fn run(cli: Cli) -> Result<String, Failure> {
             for path in runs {
                 if path.is_file() {
                     let (dir, _) =
-                        crate::run::run(Some(&path), None, None, true, interrupt_flag())?;
+                        crate::run::run(Some(&path), &[], None, None, true, interrupt_flag())?;
                     folders.push(dir);
                 } else {
                     folders.push(path);
@@ -199,13 +263,26 @@ fn run(cli: Cli) -> Result<String, Failure> {
             out,
             list,
         }),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "gradus", &mut script);
+            Ok(String::from_utf8_lossy(&script).trim_end().to_string())
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out)
+                .and_then(|()| clap_mangen::generate_to(command(), &out))
+                .map_err(|e| Failure::Runtime(gradus_core::Error::io(&out, e)))?;
+            Ok(format!("man pages written to {}", out.display()))
+        }
     }
 }
 
 /// Parses the process arguments, runs the command, prints its output or the whole error
 /// chain, and returns the exit code. A binary that links plugin crates calls this from `main`.
 pub fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logger(cli.verbose, cli.quiet);
+    match run(cli) {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS

@@ -12,6 +12,7 @@ pub mod lab;
 pub mod list;
 pub mod loss;
 pub mod metrics;
+pub mod overrides;
 pub mod pipeline;
 pub mod plots;
 pub mod replay;
