@@ -24,3 +24,8 @@ pub mod text;
 mod conformance_tests;
 
 pub use gradus_core::plugin::augment::{ImageAugmentation, ImageBatch, TextAugmentation};
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

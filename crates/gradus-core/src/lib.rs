@@ -25,3 +25,8 @@ pub use state_dict::StateDict;
 
 #[doc(hidden)]
 pub use inventory;
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

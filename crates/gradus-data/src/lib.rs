@@ -81,3 +81,8 @@ mod tests {
         assert_eq!(names("batching"), ["full", "mini_batch", "stochastic"]);
     }
 }
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

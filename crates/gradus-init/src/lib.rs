@@ -49,3 +49,8 @@ pub use xavier::{XavierConfig, XavierNormal, XavierUniform};
 
 #[cfg(test)]
 pub(crate) mod testing;
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

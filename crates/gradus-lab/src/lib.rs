@@ -50,3 +50,8 @@ pub mod __private {
     pub use gradus_core::config::default_json;
     pub use inventory;
 }
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -68,3 +68,8 @@ pub use max_pool2d::{MaxPool2d, MaxPool2dConfig};
 pub use residual::{Residual, ResidualConfig};
 pub use sequential::Sequential;
 pub use util::Size2;
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

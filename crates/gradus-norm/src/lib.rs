@@ -46,3 +46,8 @@ pub use preprocess::{
     Center, CenterConfig, MinMax, MinMaxConfig, PcaWhiten, PcaWhitenConfig, Standardize,
     StandardizeConfig,
 };
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

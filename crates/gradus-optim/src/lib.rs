@@ -82,3 +82,8 @@ pub use rules::sgd::{Sgd, SgdConfig};
 // The core trait is re-exported under another name, so that importing it never clashes with
 // `candle_nn::Optimizer` (the optimizer types' inherent methods make importing it unneeded).
 pub use gradus_core::{Error, NamedVar, Optimizer as GradusOptimizer, Result, StateDict};
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

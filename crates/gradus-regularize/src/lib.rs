@@ -76,3 +76,8 @@ pub use max_norm::{MaxNorm, MaxNormConfig};
 pub use penalty::PenaltyLog;
 pub use select::ParamFilter;
 pub use weight_decay::{WeightDecay, WeightDecayConfig};
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

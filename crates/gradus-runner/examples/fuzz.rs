@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     };
     println!(
         "{} cases in {:.0} s (seed {}): {} valid, {} rejected, {} trained; panics {}, aborts {}, \
-         timeouts {}, unexpected exits {}, run disagrees {}",
+         timeouts {}, unexpected exits {}, run disagrees {} (runs at the time limit: {})",
         tally.cases,
         tally.seconds,
         args.seed,
@@ -81,7 +81,8 @@ fn main() -> ExitCode {
         tally.aborts,
         tally.timeouts,
         tally.unexpected_exits,
-        tally.run_disagrees
+        tally.run_disagrees,
+        tally.run_timeouts
     );
     for f in &tally.failures {
         println!(

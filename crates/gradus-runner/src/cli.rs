@@ -2,13 +2,19 @@
 //!
 //! Exit codes: 0 success, 2 bad input (pipeline, data, case file, arguments), 1 failure while
 //! running. Errors print their whole cause chain.
+//!
+//! Log records (`log::warn!` of an initializer, ...) go to stderr through `env_logger`: warnings
+//! and errors by default, `-v` adds info, `-vv` debug, `-vvv` trace, `-q` keeps errors only and
+//! `-qq` none; `RUST_LOG` (env_logger's syntax, e.g. `RUST_LOG=gradus_init=debug`) is applied on
+//! top of that level.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use candle_core::DType;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::overrides::Override;
 use crate::replay::{replay_file, UpdatePath};
 use crate::run::Failure;
 
@@ -16,6 +22,13 @@ use crate::run::Failure;
 #[derive(Parser)]
 #[command(name = "gradus", version, about, long_about = None)]
 struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace (RUST_LOG applies on top).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less output: log errors only (-qq: nothing), and `run`/`resume` print one line per
+    /// epoch instead of a progress bar.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,22 +45,35 @@ enum Command {
         /// Override the pipeline's seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// One line per epoch instead of a progress bar.
+        /// Change a field of the pipeline: dotted path, JSON value (a string if not JSON), e.g.
+        /// `--set optimizer.lr=0.01 --set model.layers.0.out=64`; recorded in pipeline.json.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
+        /// One JSON object per line on stdout (epoch events, the final report, errors as
+        /// {"error": {"path", "message"}}) instead of text; see docs/pipeline.md.
         #[arg(long)]
-        quiet: bool,
+        json: bool,
     },
     /// Continue an interrupted run from its last checkpoint.
     Resume {
         /// The run folder.
         run_dir: PathBuf,
-        /// One line per epoch instead of a progress bar.
+        /// One JSON object per line on stdout (epoch events, the final report, errors as
+        /// {"error": {"path", "message"}}) instead of text; see docs/pipeline.md.
         #[arg(long)]
-        quiet: bool,
+        json: bool,
     },
     /// Parse and build everything (data, model shapes, optimizer, ...) without training.
     Validate {
         /// The pipeline JSON file.
         pipeline: PathBuf,
+        /// Change a field of the pipeline before validating it, as `run --set` does.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<Override>,
+        /// One JSON object per line on stdout (a `valid` event, or an error as
+        /// {"error": {"path", "message"}}) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a JSON Schema of the pipeline, generated from the registered components.
     Schema,
@@ -60,6 +86,9 @@ enum Command {
         /// Where to write compare_*.svg/png, compare.md and compare.json (default: the current folder).
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// The comparison as one JSON object on stdout (`runs`, `files`) instead of the table.
+        #[arg(long)]
+        json: bool,
     },
     /// List every registered component with its summary and default configuration. KIND:
     /// optimizer, schedule, regularizer, initializer, layer, normalization, preprocessor,
@@ -100,6 +129,49 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, powershell, elvish) to stdout,
+    /// e.g. `gradus completions bash > ~/.local/share/bash-completion/completions/gradus`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of gradus (gradus.1 and one per subcommand, gradus-run.1, ...) into
+    /// a folder (what `cargo xtask man` runs).
+    Man {
+        /// The folder.
+        out: PathBuf,
+    },
+}
+
+/// The command line's definition (for completion scripts and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Installs the logger of the `gradus` binary on stderr: warnings by default, each `-v` one
+/// level more, each `-q` one less (`-q`: errors only, `-qq`: off), then `RUST_LOG`'s
+/// directives on top. A second call (or a logger installed by an embedding binary) is ignored.
+pub fn init_logger(verbose: u8, quiet: u8) {
+    use log::LevelFilter;
+    let level = match i16::from(verbose) - i16::from(quiet) {
+        ..=-2 => LevelFilter::Off,
+        -1 => LevelFilter::Error,
+        0 => LevelFilter::Warn,
+        1 => LevelFilter::Info,
+        2 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    };
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level)
+        .format_timestamp(None)
+        .parse_env(
+            env_logger::Env::new()
+                .filter("RUST_LOG")
+                .write_style("RUST_LOG_STYLE"),
+        );
+    let _ = builder.try_init();
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,17 +180,24 @@ enum Precision {
     F64,
 }
 
-fn console(quiet: bool) -> crate::train::Console {
-    crate::train::Console { quiet, json: false }
+fn console(quiet: bool, json: bool) -> crate::train::Console {
+    crate::train::Console { quiet, json }
 }
 
 fn interrupt_flag() -> crate::signals::Interrupt {
     crate::signals::Interrupt::from_signals()
 }
 
-/// The results of a run, or the exit-code-3 failure of one stopped at a non-finite loss.
-fn outcome(dir: PathBuf, report: &crate::train::Report) -> Result<String, Failure> {
-    let text = finished(dir, report);
+/// The results of a run (text, or with `json` the `report` event: `report.json`'s fields and
+/// `run_dir`), or the exit-code-3 failure of one stopped at a non-finite loss.
+fn outcome(dir: PathBuf, report: &crate::train::Report, json: bool) -> Result<String, Failure> {
+    let text = if json {
+        let mut fields = serde_json::to_value(report).unwrap_or_default();
+        fields["run_dir"] = serde_json::Value::String(dir.display().to_string());
+        crate::train::console::event_line("report", fields)
+    } else {
+        finished(dir, report)
+    };
     if report.terminated_on_non_finite {
         return Err(Failure::NonFiniteLoss(text));
     }
@@ -143,44 +222,77 @@ fn finished(dir: PathBuf, report: &crate::train::Report) -> String {
 
 fn run(cli: Cli) -> Result<String, Failure> {
     let bad = Failure::BadInput;
+    let quiet = cli.quiet > 0;
     match cli.command {
         Command::Run {
             pipeline,
             out,
             seed,
-            quiet,
+            set,
+            json,
         } => {
             let (dir, report) = crate::run::run(
                 pipeline.as_deref(),
+                &set,
                 out,
                 seed,
-                console(quiet),
+                console(quiet, json),
                 interrupt_flag(),
             )?;
-            outcome(dir, &report)
+            outcome(dir, &report, json)
         }
-        Command::Resume { run_dir, quiet } => {
-            let (dir, report) = crate::run::resume(&run_dir, console(quiet), interrupt_flag())?;
-            outcome(dir, &report)
+        Command::Resume { run_dir, json } => {
+            let (dir, report) =
+                crate::run::resume(&run_dir, console(quiet, json), interrupt_flag())?;
+            outcome(dir, &report, json)
         }
-        Command::Validate { pipeline } => crate::run::validate(&pipeline),
+        Command::Validate {
+            pipeline,
+            set,
+            json,
+        } => {
+            let summary = crate::run::validate(&pipeline, &set)?;
+            Ok(if json {
+                let fields = serde_json::json!({
+                    "pipeline": pipeline.display().to_string(),
+                    "model": summary.lines().skip(1).map(str::trim).collect::<Vec<_>>(),
+                });
+                crate::train::console::event_line("valid", fields)
+            } else {
+                summary
+            })
+        }
         Command::Schema => crate::schema::pipeline_schema()
             .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
             .map_err(Failure::Runtime),
-        Command::Compare { runs, out } => {
+        Command::Compare { runs, out, json } => {
             let mut folders = Vec::with_capacity(runs.len());
             for path in runs {
                 if path.is_file() {
-                    let (dir, _) =
-                        crate::run::run(Some(&path), None, None, console(true), interrupt_flag())?;
+                    let (dir, _) = crate::run::run(
+                        Some(&path),
+                        &[],
+                        None,
+                        None,
+                        console(true, false),
+                        interrupt_flag(),
+                    )?;
                     folders.push(dir);
                 } else {
                     folders.push(path);
                 }
             }
-            crate::compare::compare(&folders, &out)
-                .map(|report| report.table)
-                .map_err(bad)
+            let report = crate::compare::compare(&folders, &out).map_err(bad)?;
+            Ok(if json {
+                let rows = serde_json::to_value(&report.rows).unwrap_or_default();
+                let files = serde_json::to_value(&report.files).unwrap_or_default();
+                crate::train::console::event_line(
+                    "compare",
+                    serde_json::json!({"runs": rows, "files": files}),
+                )
+            } else {
+                report.table
+            })
         }
         Command::List { kind, json } => {
             if json {
@@ -208,15 +320,51 @@ fn run(cli: Cli) -> Result<String, Failure> {
             out,
             list,
         }),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "gradus", &mut script);
+            Ok(String::from_utf8_lossy(&script).trim_end().to_string())
+        }
+        Command::Man { out } => {
+            std::fs::create_dir_all(&out)
+                .and_then(|()| clap_mangen::generate_to(command(), &out))
+                .map_err(|e| Failure::Runtime(gradus_core::Error::io(&out, e)))?;
+            Ok(format!("man pages written to {}", out.display()))
+        }
     }
+}
+
+impl Command {
+    /// The command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Command::Run { json, .. }
+            | Command::Resume { json, .. }
+            | Command::Validate { json, .. }
+            | Command::Compare { json, .. }
+            | Command::List { json, .. } => *json,
+            _ => false,
+        }
+    }
+}
+
+/// Prints a command's result on stdout; a closed stdout (`gradus list | head`) is not an error
+/// worth a panic, the reader has what it wanted.
+fn print_result(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Parses the process arguments, runs the command, prints its output or the whole error
 /// chain, and returns the exit code. A binary that links plugin crates calls this from `main`.
 pub fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logger(cli.verbose, cli.quiet);
+    let json = cli.command.json();
+    match run(cli) {
         Ok(text) => {
-            println!("{text}");
+            print_result(&text);
             ExitCode::SUCCESS
         }
         Err(Failure::Interrupted { message, code }) => {
@@ -224,13 +372,16 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Err(Failure::NonFiniteLoss(text)) => {
-            println!("{text}");
+            print_result(&text);
             eprintln!(
                 "error: the run stopped at a non-finite loss (train.terminate_on_non_finite)"
             );
             ExitCode::from(3)
         }
         Err(failure) => {
+            if let (true, Some(err)) = (json, failure.error()) {
+                print_result(&crate::train::console::error_json(err).to_string());
+            }
             if let Some(err) = failure.error() {
                 eprintln!("error: {err}");
                 let mut source = std::error::Error::source(err);

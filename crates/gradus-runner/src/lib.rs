@@ -14,6 +14,7 @@ pub mod lab;
 pub mod list;
 pub mod loss;
 pub mod metrics;
+pub mod overrides;
 pub mod pipeline;
 pub mod plots;
 pub mod replay;
@@ -31,3 +32,8 @@ use gradus_norm as _;
 use gradus_optim as _;
 use gradus_regularize as _;
 use gradus_schedule as _;
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -225,4 +225,6 @@ impl Pipeline {
 }
 
 /// The built-in pipeline `gradus run` uses without an argument: an MLP on the embedded digits.
-pub const DEFAULT_PIPELINE: &str = include_str!("../../../examples/pipelines/digits-mlp.json");
+/// It lives inside this crate (`pipelines/digits-mlp.json`), so that the published crate
+/// carries it; `examples/pipelines/digits-mlp.json` is a copy that a test keeps equal.
+pub const DEFAULT_PIPELINE: &str = include_str!("../pipelines/digits-mlp.json");

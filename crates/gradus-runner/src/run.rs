@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use gradus_core::{Error, Result};
 
 use crate::experiment::{build, model_summary, Experiment};
+use crate::overrides::{apply_all, Override};
 use crate::pipeline::{Pipeline, DEFAULT_PIPELINE};
 use crate::signals::Interrupt;
 use crate::train::{fresh_state, train, Console, Ended, Report, RunOptions};
@@ -74,10 +75,22 @@ pub fn load_pipeline(path: Option<&Path>) -> Result<Pipeline> {
     Ok(pipeline)
 }
 
-/// Parses and builds everything (data, model shapes, optimizer, ...) without training; returns
-/// a summary of the model.
-pub fn validate(path: &Path) -> std::result::Result<String, Failure> {
-    let pipeline = load_pipeline(Some(path)).map_err(Failure::BadInput)?;
+/// [`load_pipeline`], then the `--set` overrides applied to the resolved pipeline, which is
+/// parsed strictly again (so an override is validated as the file would be).
+pub fn load_pipeline_with(path: Option<&Path>, overrides: &[Override]) -> Result<Pipeline> {
+    let pipeline = load_pipeline(path)?;
+    if overrides.is_empty() {
+        return Ok(pipeline);
+    }
+    let mut value = pipeline.resolved();
+    apply_all(&mut value, overrides)?;
+    Pipeline::from_value(&value)
+}
+
+/// Parses and builds everything (data, model shapes, optimizer, ...) without training, after
+/// applying `overrides`; returns a summary of the model.
+pub fn validate(path: &Path, overrides: &[Override]) -> std::result::Result<String, Failure> {
+    let pipeline = load_pipeline_with(Some(path), overrides).map_err(Failure::BadInput)?;
     let mut exp = build(pipeline).map_err(Failure::BadInput)?;
     crate::train::dry_run(&mut exp).map_err(Failure::BadInput)?;
     Ok(format!(
@@ -153,15 +166,17 @@ fn prepare_folder(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
 }
 
-/// `gradus run`: trains the pipeline into a run folder; returns the folder and the report.
+/// `gradus run`: trains the pipeline, changed by `overrides`, into a run folder; returns the
+/// folder and the report.
 pub fn run(
     path: Option<&Path>,
+    overrides: &[Override],
     out: Option<PathBuf>,
     seed: Option<u64>,
     console: Console,
     interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
-    let mut pipeline = load_pipeline(path).map_err(Failure::BadInput)?;
+    let mut pipeline = load_pipeline_with(path, overrides).map_err(Failure::BadInput)?;
     if let Some(seed) = seed {
         pipeline.seed = seed;
     }

@@ -188,3 +188,188 @@ fn replay_reproduces_the_modern_golden_cases_on_each_path() {
     }
     assert!(count >= 22, "only {count} modern cases");
 }
+
+/// A small digits MLP that trains in well under a second.
+fn small_pipeline(dir: &std::path::Path) -> std::path::PathBuf {
+    let pipeline = serde_json::json!({
+        "name": "small",
+        "data": {"source": {"type": "digits", "layout": "flat"},
+                 "split": {"val": 0.2, "test": 0.2, "stratify": true}},
+        "model": {"layers": [{"type": "linear", "out": 16}, {"type": "relu"}, {"type": "linear", "out": 10}]},
+        "optimizer": {"type": "adam"},
+        "batching": {"type": "mini_batch", "batch_size": 128},
+        "train": {"epochs": 1},
+        "output": {"checkpoint_every": 0, "plots": false}
+    });
+    let path = dir.join("small.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&pipeline).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn set_overrides_change_the_run_and_are_recorded_in_its_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_pipeline(dir.path());
+    let out = dir.path().join("run");
+    let (ok, _, stderr) = gradus(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--set",
+        "optimizer.lr=0.01",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.layers.0.out=8",
+        "--set",
+        "model.dtype=f64",
+        "--set",
+        "optimizer.betas=[0.8, 0.99]",
+    ]);
+    assert!(ok, "{stderr}");
+    let resolved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("pipeline.json")).unwrap()).unwrap();
+    assert_eq!(resolved["optimizer"]["lr"], 0.01);
+    assert_eq!(
+        resolved["optimizer"]["betas"],
+        serde_json::json!([0.8, 0.99])
+    );
+    assert_eq!(resolved["train"]["epochs"], 2);
+    assert_eq!(resolved["model"]["layers"][0]["out"], 8);
+    assert_eq!(resolved["model"]["dtype"], "f64");
+    let epochs = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(epochs.lines().count(), 2, "{epochs}");
+    // The file itself is untouched.
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(file["train"]["epochs"], 1);
+
+    let (ok, stdout, stderr) = gradus(&[
+        "validate",
+        path.to_str().unwrap(),
+        "--set",
+        "model.layers.0.out=12",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("-> [12]"), "{stdout}");
+}
+
+#[test]
+fn set_overrides_are_validated_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_pipeline(dir.path());
+    let validate = |set: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gradus"))
+            .args(["validate", path.to_str().unwrap(), "--set", set])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (set, expected) in [
+        // A misspelled key: the strict parse names it and suggests the nearest, as for the file.
+        ("train.epoch=5", "did you mean `epochs`?"),
+        (
+            "trian.epochs=5",
+            "unknown field `trian` at <root>, expected one of name, seed",
+        ),
+        ("optimizer.lrr=0.1", "did you mean `lr`?"),
+        ("model.layers.0.outt=4", "outt"),
+        // Values are checked as the file's are.
+        ("train.epochs=0", "train.epochs: must be at least 1"),
+        ("train.epochs=\"five\"", "train.epochs"),
+        ("optimizer.lr=-1", "-1"),
+        ("model.dtype=f16", "model.dtype"),
+        // Paths that cannot be followed.
+        (
+            "model.layers.7.out=4",
+            "model.layers is a list of 3: `7` is not an index of it (0 to 2)",
+        ),
+        (
+            "optimizer.type.x=1",
+            "optimizer.type is a string, it has no field `x`",
+        ),
+    ] {
+        let (code, stderr) = validate(set);
+        assert_eq!(code, Some(2), "--set {set}: {stderr}");
+        assert!(stderr.contains(expected), "--set {set}: {stderr}");
+    }
+    // Not PATH=VALUE at all: a usage error.
+    let (code, stderr) = validate("optimizer.lr");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected PATH=VALUE"), "{stderr}");
+}
+
+#[test]
+fn completions_are_printed_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (ok, stdout, stderr) = gradus(&["completions", shell]);
+        assert!(ok, "{shell}: {stderr}");
+        for word in [
+            "gradus",
+            "run",
+            "validate",
+            "resume",
+            "compare",
+            "completions",
+            "verbose", // `--verbose` (fish: `-l verbose`)
+        ] {
+            assert!(stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let (ok, _, stderr) = gradus(&["completions", "tcsh"]);
+    assert!(!ok);
+    assert!(stderr.contains("possible values"), "{stderr}");
+}
+
+#[test]
+fn man_pages_are_written_for_the_command_and_each_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man");
+    let (ok, stdout, stderr) = gradus(&["man", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("man pages written to"), "{stdout}");
+    let main = std::fs::read_to_string(out.join("gradus.1")).unwrap();
+    assert!(main.contains(".TH gradus 1"), "{main}");
+    assert!(main.contains("validate"), "{main}");
+    let run = std::fs::read_to_string(out.join("gradus-run.1")).unwrap();
+    assert!(run.contains("PATH=VALUE"), "{run}");
+}
+
+#[test]
+fn log_warnings_reach_stderr_and_follow_quiet_and_rust_log() {
+    // A constant weight matrix makes the initializer warn (the symmetry trap).
+    let dir = tempfile::tempdir().unwrap();
+    let path = small_pipeline(dir.path());
+    let validate = |args: &[&str], rust_log: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradus"));
+        cmd.args(args).args([
+            "validate",
+            path.to_str().unwrap(),
+            "--set",
+            "model.layers.0.init={\"type\": \"zeros\"}",
+        ]);
+        match rust_log {
+            Some(spec) => cmd.env("RUST_LOG", spec),
+            None => cmd.env_remove("RUST_LOG"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warning = "initializer `zeros` fills a [16, 64] weight";
+    let stderr = validate(&[], None);
+    assert!(
+        stderr.contains(warning) && stderr.contains("WARN"),
+        "{stderr}"
+    );
+    assert!(!validate(&["-q"], None).contains(warning));
+    assert!(!validate(&[], Some("off")).contains(warning));
+    // RUST_LOG applies on top of the flags' level, module by module.
+    assert!(validate(&["-q"], Some("gradus_init=warn")).contains(warning));
+    assert!(validate(&["-v"], None).contains(warning));
+}

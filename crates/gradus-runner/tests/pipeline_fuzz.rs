@@ -88,3 +88,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_shipped_example_is_the_built_in_pipeline() {
+    // The built-in pipeline lives inside the crate (so that the published crate has it); the
+    // copy under examples/ is what users open and must not drift from it.
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/pipelines/digits-mlp.json"
+    );
+    let shipped = std::fs::read_to_string(example).unwrap();
+    assert_eq!(
+        shipped, DEFAULT_PIPELINE,
+        "examples/pipelines/digits-mlp.json differs from crates/gradus-runner/pipelines/digits-mlp.json: copy one onto the other"
+    );
+}

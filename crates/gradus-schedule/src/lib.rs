@@ -75,3 +75,8 @@ pub fn build_schedule(
     let (entry, rest) = resolve::<ScheduleKind>(config, path)?;
     (entry.build)(&rest, path, optimizer).map_err(|e| e.at(path))
 }
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;

@@ -27,3 +27,8 @@ pub use gradus_optim as optim;
 pub use gradus_regularize as regularize;
 #[cfg(feature = "schedule")]
 pub use gradus_schedule as schedule;
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
