@@ -1,6 +1,8 @@
-//! `cargo xtask`: the project's own automation (ci, tidy), echoing every command it runs.
+//! `cargo xtask`: the project's own automation (ci, tidy, bench, package, man), echoing every
+//! command it runs.
 
 mod bench;
+mod package;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +14,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick]>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)"
+    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR]>\n  ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command\n  tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV\n  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  package every publishable crate packaged and verified (built from its .crate), then\n          `cargo publish --dry-run`\n  man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)"
 }
 
 fn root() -> PathBuf {
@@ -32,6 +34,9 @@ fn ci(sh: &Shell) -> Result<(), String> {
     )
     .run()
     .map_err(|e| e.to_string())?;
+    cmd!(sh, "cargo package --workspace --no-verify --locked")
+        .run()
+        .map_err(|e| e.to_string())?;
     tidy_report()?;
     // The seed `.ci/run` pins, unless one is set: CI's property-test cases are reproducible.
     let seed = std::env::var("PROPTEST_RNG_SEED").unwrap_or_else(|_| "11".to_string());
@@ -41,7 +46,7 @@ fn ci(sh: &Shell) -> Result<(), String> {
 }
 
 fn tidy_report() -> Result<(), String> {
-    let problems = tidy::check(&root());
+    let problems = tidy::check_all(&root());
     if problems.is_empty() {
         println!("tidy: ok");
         Ok(())
@@ -62,6 +67,8 @@ fn main() -> ExitCode {
             Some("ci") => ci(&sh),
             Some("tidy") => tidy_report(),
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
+            Some("package") => package::package(&sh, &root()),
+            Some("man") => package::man(&sh, &root(), std::env::args().nth(2)),
             _ => Err(usage().to_string()),
         }
     });
