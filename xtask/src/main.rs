@@ -1,6 +1,8 @@
-//! `cargo xtask`: the project's own automation (ci, tidy), echoing every command it runs.
+//! `cargo xtask`: the project's own automation (ci, tidy, bench, package, man), echoing every
+//! command it runs.
 
 mod bench;
+mod package;
 mod pages;
 mod tidy;
 
@@ -13,7 +15,16 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick] | fuzz N [--seed S] | pages>\n  ci    fmt check, clippy -D warnings, tidy, and the README test command\n  tidy  dependency direction and `//!` headers\n  bench optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  fuzz  N mutated pipelines through the release `gradus validate` (and `run` on what it\n        accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout\n  pages report.html and compare.html checked in headless Chromium, screenshots -> docs/images/"
+    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR] | fuzz N [--seed S] | pages>
+  ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command
+  tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV
+  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)
+  package every publishable crate packaged and verified (built from its .crate), then
+          `cargo publish --dry-run`
+  man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)
+  fuzz    N mutated pipelines through the release `gradus validate` (and `run` on what it
+          accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout
+  pages   report.html and compare.html checked in headless Chromium, screenshots -> docs/images/"
 }
 
 fn root() -> PathBuf {
@@ -33,6 +44,9 @@ fn ci(sh: &Shell) -> Result<(), String> {
     )
     .run()
     .map_err(|e| e.to_string())?;
+    cmd!(sh, "cargo package --workspace --no-verify --locked")
+        .run()
+        .map_err(|e| e.to_string())?;
     tidy_report()?;
     // The seed `.ci/run` pins, unless one is set: CI's property-test cases are reproducible.
     let seed = std::env::var("PROPTEST_RNG_SEED").unwrap_or_else(|_| "11".to_string());
@@ -69,7 +83,7 @@ fn fuzz(sh: &Shell, args: &[String]) -> Result<(), String> {
 }
 
 fn tidy_report() -> Result<(), String> {
-    let problems = tidy::check(&root());
+    let problems = tidy::check_all(&root());
     if problems.is_empty() {
         println!("tidy: ok");
         Ok(())
@@ -92,6 +106,8 @@ fn main() -> ExitCode {
             Some("pages") => pages::run(&sh, &root()),
             Some("fuzz") => fuzz(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
+            Some("package") => package::package(&sh, &root()),
+            Some("man") => package::man(&sh, &root(), std::env::args().nth(2)),
             _ => Err(usage().to_string()),
         }
     });

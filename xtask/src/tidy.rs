@@ -1,7 +1,13 @@
-//! Tidy checks: dependency direction between crates and a `//!` header on every source file.
+//! Tidy checks: dependency direction between crates, a `//!` header on every source file, and
+//! what publishing needs (complete crate metadata, no `include_str!` outside a crate, no locked
+//! dependency that needs a newer Rust than the workspace's `rust-version`).
 //!
 //! Architecture Invariant: algorithm crates depend on `gradus-core` and Candle only, never on
 //! each other; `gradus-core` depends on no Gradus crate; nothing depends on the runner.
+//!
+//! Architecture Invariant: every crate under `crates/` can be published on its own: its
+//! manifest has the metadata crates.io shows, its package holds both license files and its
+//! README, and nothing it compiles is read from outside its folder.
 
 use std::path::{Path, PathBuf};
 
@@ -122,11 +128,229 @@ fn check_headers(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
-/// Every tidy problem found under `root`.
+/// Every tidy problem found under `root` (the checks that read files only).
 pub fn check(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     check_dependencies(root, &mut problems);
     check_headers(root, &mut problems);
+    check_metadata(root, &mut problems);
+    check_includes(root, &mut problems);
+    problems
+}
+
+/// Every tidy problem, including the MSRV check, which asks `cargo metadata` for the locked
+/// dependencies.
+pub fn check_all(root: &Path) -> Vec<String> {
+    let mut problems = check(root);
+    match locked_metadata(root) {
+        Ok(metadata) => problems.extend(msrv_problems(&workspace_rust_version(root), &metadata)),
+        Err(e) => problems.push(e),
+    }
+    problems
+}
+
+/// The keys crates.io shows for a crate; `license` and `repository` come from the workspace.
+const METADATA_KEYS: &[&str] = &[
+    "description",
+    "license",
+    "repository",
+    "documentation",
+    "readme",
+    "keywords",
+    "categories",
+    "rust-version",
+];
+
+fn check_metadata(root: &Path, problems: &mut Vec<String>) {
+    for dir in crate_dirs(root) {
+        let manifest = dir.join("Cargo.toml");
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let value: toml::Value = match std::fs::read_to_string(&manifest)
+            .map_err(|e| e.to_string())
+            .and_then(|t| t.parse().map_err(|e: toml::de::Error| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(format!("{}: {e}", manifest.display()));
+                continue;
+            }
+        };
+        let package = value
+            .get("package")
+            .cloned()
+            .unwrap_or(toml::Value::Boolean(false));
+        if package.get("publish").and_then(toml::Value::as_bool) == Some(false) {
+            continue;
+        }
+        for key in METADATA_KEYS {
+            if package.get(key).is_none() {
+                problems.push(format!("{name}: Cargo.toml has no `package.{key}`"));
+            }
+        }
+        if let Some(n) = package
+            .get("keywords")
+            .and_then(toml::Value::as_array)
+            .map(Vec::len)
+        {
+            if !(1..=5).contains(&n) {
+                problems.push(format!("{name}: crates.io takes 1 to 5 keywords, not {n}"));
+            }
+        }
+        let mut files = vec!["LICENSE-MIT", "LICENSE-APACHE"];
+        if let Some(readme) = package.get("readme").and_then(toml::Value::as_str) {
+            files.push(readme);
+        }
+        for file in files {
+            if !dir.join(file).is_file() {
+                problems.push(format!(
+                    "{name}: {file} is missing (its package must hold it)"
+                ));
+            }
+        }
+    }
+}
+
+/// The literal paths of `include_str!("...")` and `include_bytes!("...")` in `text`.
+fn included_paths(text: &str) -> Vec<&str> {
+    let mut paths = Vec::new();
+    for mac in ["include_str!(\"", "include_bytes!(\""] {
+        let mut rest = text;
+        while let Some(at) = rest.find(mac) {
+            rest = &rest[at + mac.len()..];
+            if let Some(end) = rest.find('"') {
+                paths.push(&rest[..end]);
+            }
+        }
+    }
+    paths
+}
+
+/// `path` without `.` and `..` components (lexically: these files need not exist).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn check_includes(root: &Path, problems: &mut Vec<String>) {
+    for dir in crate_dirs(root) {
+        let mut files = Vec::new();
+        rust_files(&dir.join("src"), &mut files);
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let from = file.parent().unwrap_or(&dir);
+            for included in included_paths(&text) {
+                if !normalize(&from.join(included)).starts_with(normalize(&dir)) {
+                    let shown = file
+                        .strip_prefix(root)
+                        .unwrap_or(&file)
+                        .display()
+                        .to_string();
+                    problems.push(format!(
+                        "{shown}: includes {included:?}, outside its crate: `cargo package` \
+                         cannot ship it; move the file into the crate"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// `rust-version` of `[workspace.package]` in the root manifest ("" when missing).
+fn workspace_rust_version(root: &Path) -> String {
+    std::fs::read_to_string(root.join("Cargo.toml"))
+        .ok()
+        .and_then(|t| t.parse::<toml::Value>().ok())
+        .and_then(|v| {
+            v.get("workspace")?
+                .get("package")?
+                .get("rust-version")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}
+
+/// `cargo metadata` of the workspace as locked, every feature on (so optional dependencies
+/// count too).
+fn locked_metadata(root: &Path) -> Result<serde_json::Value, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--all-features",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))
+}
+
+/// `"1.87"` or `"1.87.0"` as `(1, 87, 0)`.
+fn rust_version(text: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = text.split('.').map(|p| p.parse::<u64>().ok());
+    let major = parts.next()??;
+    let minor = parts.next().unwrap_or(Some(0))?;
+    let patch = parts.next().unwrap_or(Some(0))?;
+    parts.next().is_none().then_some((major, minor, patch))
+}
+
+/// Packages of `metadata` whose `rust_version` is above `workspace` (the workspace's
+/// `rust-version`), and workspace members that declare none or another.
+fn msrv_problems(workspace: &str, metadata: &serde_json::Value) -> Vec<String> {
+    let Some(msrv) = rust_version(workspace) else {
+        return vec![format!(
+            "Cargo.toml: `workspace.package.rust-version` is {workspace:?}, not a version"
+        )];
+    };
+    let members: Vec<&str> = metadata["workspace_members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|id| id.as_str()).collect())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"].as_str().unwrap_or("?");
+        let version = package["version"].as_str().unwrap_or("?");
+        let declared = package["rust_version"].as_str();
+        let member = package["id"]
+            .as_str()
+            .is_some_and(|id| members.contains(&id));
+        match declared.map(|d| (d, rust_version(d))) {
+            Some((d, Some(v))) if v > msrv => problems.push(format!(
+                "{name} {version} needs Rust {d}, above the workspace's rust-version {workspace}: \
+                 raise `workspace.package.rust-version` (the true minimum) or pin an older {name}"
+            )),
+            Some((d, None)) => problems.push(format!(
+                "{name} {version}: rust-version {d:?} is not a version"
+            )),
+            None if member => problems.push(format!(
+                "{name}: no rust-version; add `rust-version.workspace = true`"
+            )),
+            Some((d, Some(v))) if member && v != msrv => problems.push(format!(
+                "{name}: rust-version {d} differs from the workspace's {workspace}"
+            )),
+            _ => {}
+        }
+    }
     problems
 }
 
@@ -137,8 +361,66 @@ mod tests {
     #[test]
     fn the_workspace_is_tidy() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let problems = check(root);
+        let problems = check_all(root);
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn a_dependency_needing_a_newer_rust_is_reported() {
+        let metadata = serde_json::json!({
+            "workspace_members": ["path+file:///w/crates/a#0.1.0", "path+file:///w/crates/b#0.1.0"],
+            "packages": [
+                {"name": "a", "version": "0.1.0", "id": "path+file:///w/crates/a#0.1.0", "rust_version": "1.89"},
+                {"name": "b", "version": "0.1.0", "id": "path+file:///w/crates/b#0.1.0", "rust_version": null},
+                {"name": "old", "version": "1.0.0", "id": "registry+x#old@1.0.0", "rust_version": "1.60"},
+                {"name": "none", "version": "1.0.0", "id": "registry+x#none@1.0.0", "rust_version": null},
+                {"name": "same", "version": "2.0.0", "id": "registry+x#same@2.0.0", "rust_version": "1.89.0"},
+                {"name": "newer", "version": "0.3.1", "id": "registry+x#newer@0.3.1", "rust_version": "1.90"}
+            ]
+        });
+        let problems = msrv_problems("1.89", &metadata);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].starts_with("b: no rust-version"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with(
+                "newer 0.3.1 needs Rust 1.90, above the workspace's rust-version 1.89"
+            ),
+            "{problems:?}"
+        );
+        assert_eq!(msrv_problems("1.88", &metadata).len(), 4);
+        assert_eq!(rust_version("1.87.1"), Some((1, 87, 1)));
+        assert_eq!(rust_version("1.x"), None);
+    }
+
+    #[test]
+    fn an_include_outside_its_crate_is_reported() {
+        let text = r#"const A: &str = include_str!("../../../examples/x.json");
+            static B: &[u8] = include_bytes!("../assets/font.ttf");"#;
+        assert_eq!(
+            included_paths(text),
+            ["../../../examples/x.json", "../assets/font.ttf"]
+        );
+        let dir = std::env::temp_dir().join(format!("gradus-tidy-inc-{}", std::process::id()));
+        let krate = dir.join("crates/gradus-x");
+        std::fs::create_dir_all(krate.join("src")).unwrap();
+        std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"gradus-x\"\n").unwrap();
+        std::fs::write(krate.join("src/lib.rs"), text).unwrap();
+        let mut problems = Vec::new();
+        check_includes(&dir, &mut problems);
+        let mut missing = Vec::new();
+        check_metadata(&dir, &mut missing);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("\"../../../examples/x.json\", outside its crate"));
+        assert!(missing
+            .iter()
+            .any(|p| p == "gradus-x: Cargo.toml has no `package.readme`"));
+        assert!(missing
+            .iter()
+            .any(|p| p.starts_with("gradus-x: LICENSE-MIT is missing")));
     }
 
     #[test]
@@ -158,7 +440,9 @@ mod tests {
             "[package]\nname = \"xtask\"\n",
         )
         .unwrap();
-        let problems = check(&dir);
+        let mut problems = Vec::new();
+        check_dependencies(&dir, &mut problems);
+        check_headers(&dir, &mut problems);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].contains("gradus-init must not depend on gradus-optim"));

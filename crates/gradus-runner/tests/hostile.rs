@@ -287,3 +287,85 @@ fn sizes_from_the_pipeline_are_bounded_before_allocation() {
         );
     }
 }
+<<<<<<< HEAD
+=======
+
+#[test]
+fn validate_dry_runs_the_smallest_batch() {
+    // The shipped digits MLP with batch size 8 leaves a one-sample last batch, which batch norm
+    // cannot normalize in training: `validate` finds it, as `run` would at the end of epoch 1.
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipelines");
+    let shipped = std::fs::read_to_string(format!("{examples}/digits-mlp.json")).unwrap();
+    let mut p: Value = serde_json::from_str(&shipped).unwrap();
+    p["batching"] = json!({"type": "mini_batch", "batch_size": 8, "shuffle": true});
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "bs8.json", &p);
+    let out = gradus(&["validate", path.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("smallest batch (1 samples)"), "{err}");
+    // With drop_last the smallest batch has 8 samples, and it validates.
+    p["batching"]["drop_last"] = json!(true);
+    let path = write(dir.path(), "bs8-drop.json", &p);
+    let out = gradus(&["validate", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_sigint_ends_the_run_at_once() {
+    // One full batch through two wide layers takes seconds, so both signals land inside the first
+    // batch: the first asks to stop after it, the second ends the process there and then
+    // (exit 130, without the first signal's "stopped after a batch" report).
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = pipeline(1, 50, 8);
+    p["model"]["layers"] = json!([
+        {"type": "linear", "out": 4096}, {"type": "relu"},
+        {"type": "linear", "out": 4096}, {"type": "relu"},
+        {"type": "linear", "out": 10}
+    ]);
+    p["batching"] = json!({"type": "full"});
+    let path = write(dir.path(), "wide.json", &p);
+    let run = dir.path().join("run-wide");
+    let child = Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !run.join("pipeline.json").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let kill = || {
+        assert!(Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success())
+    };
+    kill();
+    // Two signals of one kind that are both pending are delivered as one: let the first land.
+    std::thread::sleep(Duration::from_millis(300));
+    kill();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        !err.contains("checkpoint"),
+        "the run stopped gracefully: {err}"
+    );
+    assert!(!run.join("report.json").exists());
+}
+>>>>>>> helperC
