@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 const ALGORITHM_CRATES: &[&str] = &[
     "gradus-optim",
     "gradus-schedule",
+    "gradus-loss",
     "gradus-regularize",
     "gradus-layers",
     "gradus-init",

@@ -157,3 +157,11 @@ macro_rules! register_batching {
         );
     };
 }
+
+/// Registers a loss: `register_loss!("name", "summary", Config, build_fn);`.
+#[macro_export]
+macro_rules! register_loss {
+    ($name:literal, $summary:literal, $config:ty, $build:expr) => {
+        $crate::register_component!($crate::registry::LossKind, $name, $summary, $config, $build);
+    };
+}

@@ -229,6 +229,8 @@ define_kinds! {
     DataSourceKind => "data_source", crate::plugin::data::DataSourceBuild;
     /// Batching strategies (full batch, stochastic, mini-batch).
     BatchingKind => "batching", crate::plugin::data::BatchingBuild;
+    /// Training losses (`gradus-loss`).
+    LossKind => "loss", crate::plugin::loss::LossBuild;
 }
 
 /// Registers a component of one kind; prefer the per-kind macros such as

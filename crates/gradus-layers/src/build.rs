@@ -180,4 +180,20 @@ impl Stack {
         }
         Ok(())
     }
+
+    /// Resets every layer's running statistics; how many sets were reset.
+    pub(crate) fn reset_running_stats(&mut self) -> Result<usize> {
+        let mut count = 0;
+        for layer in &mut self.layers {
+            count += layer.reset_running_stats()?;
+        }
+        Ok(count)
+    }
+
+    /// Switches every layer's running statistics to (or from) the cumulative average.
+    pub(crate) fn set_cumulative_stats(&mut self, cumulative: bool) -> Result<()> {
+        self.layers
+            .iter_mut()
+            .try_for_each(|layer| layer.set_cumulative_stats(cumulative))
+    }
 }

@@ -128,6 +128,22 @@ impl Layer for Residual {
         }
         Ok(())
     }
+
+    fn reset_running_stats(&mut self) -> Result<usize> {
+        let mut count = self.body.reset_running_stats()?;
+        if let Some(p) = &mut self.projection {
+            count += p.reset_running_stats()?;
+        }
+        Ok(count)
+    }
+
+    fn set_cumulative_stats(&mut self, cumulative: bool) -> Result<()> {
+        self.body.set_cumulative_stats(cumulative)?;
+        match &mut self.projection {
+            Some(p) => p.set_cumulative_stats(cumulative),
+            None => Ok(()),
+        }
+    }
 }
 
 fn build(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<Box<dyn Layer>> {

@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use gradus_core::plugin::layer::ForwardContext;
+use gradus_core::plugin::layer::{ForwardContext, Layer};
 use gradus_core::{Error, Result, SeededRng, StateDict};
 use serde_json::Value;
 
@@ -92,6 +92,34 @@ impl Sequential {
     /// `(type, output shape)` of each layer, for a model summary.
     pub fn describe(&self) -> Vec<(String, Vec<usize>)> {
         self.stack.summary.clone()
+    }
+}
+
+/// A `Sequential` is itself a [`Layer`], so that what works on a layer (a model nested as a
+/// layer, `gradus_optim::averaging::update_bn`) works on a whole model.
+impl Layer for Sequential {
+    fn output_shape(&self) -> Vec<usize> {
+        Sequential::output_shape(self)
+    }
+
+    fn forward(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
+        Sequential::forward(self, x, ctx)
+    }
+
+    fn buffers(&self) -> StateDict {
+        Sequential::buffers(self)
+    }
+
+    fn load_buffers(&mut self, buffers: &StateDict) -> Result<()> {
+        Sequential::load_buffers(self, buffers)
+    }
+
+    fn reset_running_stats(&mut self) -> Result<usize> {
+        self.stack.reset_running_stats()
+    }
+
+    fn set_cumulative_stats(&mut self, cumulative: bool) -> Result<()> {
+        self.stack.set_cumulative_stats(cumulative)
     }
 }
 

@@ -230,6 +230,44 @@ fn buffers_are_prefixed_and_round_trip() {
 }
 
 #[test]
+fn running_statistics_are_reset_and_switched_through_every_container() {
+    let layers = json!([
+        {"type": "test_doubler"},
+        {"type": "relu"},
+        {"type": "residual", "layers": [{"type": "test_doubler"}, {"type": "relu"}],
+         "projection": {"type": "test_doubler"}}
+    ]);
+    let (_, mut m) = model(layers, &[2], 0).unwrap();
+    let calls = |m: &Sequential| -> Vec<f64> {
+        let b = m.buffers();
+        [
+            "layers.0.calls",
+            "layers.2.layers.0.calls",
+            "layers.2.projection.calls",
+        ]
+        .iter()
+        .map(|k| b.get(k).unwrap().to_vec1::<f64>().unwrap()[0])
+        .collect()
+    };
+    m.forward(&input(&[1, 2]), &mut fctx(true)).unwrap();
+    assert_eq!(calls(&m), [1.0, 1.0, 1.0]);
+    // Through the `Layer` trait, as `update_bn` sees a model: the top level, the residual's
+    // body and its projection are all reached.
+    let layer: &mut dyn Layer = &mut m;
+    assert_eq!(layer.reset_running_stats().unwrap(), 3);
+    layer.set_cumulative_stats(true).unwrap();
+    layer.forward(&input(&[1, 2]), &mut fctx(true)).unwrap();
+    assert_eq!(calls(&m), [100.0, 100.0, 100.0]);
+    m.set_cumulative_stats(false).unwrap();
+    m.forward(&input(&[1, 2]), &mut fctx(true)).unwrap();
+    assert_eq!(calls(&m), [101.0, 101.0, 101.0]);
+    // A model without such layers resets nothing.
+    let (_, mut plain) = model(json!([{"type": "relu"}]), &[2], 0).unwrap();
+    assert_eq!(plain.reset_running_stats().unwrap(), 0);
+    assert_eq!(Layer::output_shape(&plain), vec![2]);
+}
+
+#[test]
 fn residual_without_projection_adds_the_input() {
     let layers = json!([{"type": "residual", "layers": [
         {"type": "linear", "out": 3, "bias": false, "init": {"type": "test_constant", "value": 0.5}},

@@ -168,10 +168,12 @@ gradus_core::register_initializer!(
     build_constant
 );
 
-/// A normalization-kind layer that doubles its input and counts calls in a buffer.
+/// A normalization-kind layer that doubles its input and counts calls in a buffer (a call in
+/// the cumulative-statistics mode counts 100), reset by `reset_running_stats`.
 pub(crate) struct Doubler {
     shape: Vec<usize>,
     calls: f64,
+    cumulative: bool,
 }
 
 impl Layer for Doubler {
@@ -180,7 +182,7 @@ impl Layer for Doubler {
     }
 
     fn forward(&mut self, x: &Tensor, _: &mut ForwardContext) -> Result<Tensor> {
-        self.calls += 1.0;
+        self.calls += if self.cumulative { 100.0 } else { 1.0 };
         Ok(x.affine(2.0, 0.0)?)
     }
 
@@ -196,6 +198,16 @@ impl Layer for Doubler {
         self.calls = buffers.require("calls", &[1])?.to_vec1::<f64>()?[0];
         Ok(())
     }
+
+    fn reset_running_stats(&mut self) -> Result<usize> {
+        self.calls = 0.0;
+        Ok(1)
+    }
+
+    fn set_cumulative_stats(&mut self, cumulative: bool) -> Result<()> {
+        self.cumulative = cumulative;
+        Ok(())
+    }
 }
 
 fn build_doubler(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<Box<dyn Layer>> {
@@ -208,6 +220,7 @@ fn build_doubler(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<B
     Ok(Box::new(Doubler {
         shape: ctx.input_shape.clone(),
         calls: 0.0,
+        cumulative: false,
     }))
 }
 

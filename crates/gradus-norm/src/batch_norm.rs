@@ -30,6 +30,12 @@ use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, Runnin
 /// statistics are buffers ([`Layer::buffers`]: `running_mean`, `running_var`,
 /// `num_batches_tracked`), never trainable variables. Training on one value per channel is an
 /// error, as PyTorch. Autograd through the Candle ops gives PyTorch's backward pass.
+///
+/// [`Layer::reset_running_stats`] and [`Layer::set_cumulative_stats`] are what
+/// `torch.optim.swa_utils.update_bn` does to `_BatchNorm` modules (reset, then `momentum =
+/// None` for one pass over the data, then the configured momentum again); `gradus_optim`'s
+/// `averaging::update_bn` calls them. Instance norm, whose running statistics PyTorch's
+/// `update_bn` leaves alone, keeps the defaults.
 #[derive(Debug)]
 pub struct BatchNorm {
     num_features: usize,
@@ -205,6 +211,20 @@ impl Layer for BatchNorm {
     fn load_buffers(&mut self, buffers: &StateDict) -> Result<()> {
         load_buffers_into(&self.running, buffers)
     }
+
+    fn reset_running_stats(&mut self) -> Result<usize> {
+        match &self.running {
+            Some(r) => lock(r)?.reset().map(|()| 1),
+            None => Ok(0),
+        }
+    }
+
+    fn set_cumulative_stats(&mut self, cumulative: bool) -> Result<()> {
+        if let Some(r) = &self.running {
+            lock(r)?.cumulative = cumulative;
+        }
+        Ok(())
+    }
 }
 
 fn build(config: &Value, path: &str, ctx: &mut LayerContext) -> Result<Box<dyn Layer>> {
@@ -323,6 +343,52 @@ mod tests {
         assert_eq!(train, eval);
         assert!(bn.running_stats().unwrap().is_none());
         assert!(bn.buffers().is_empty());
+    }
+
+    fn stats(bn: &BatchNorm) -> (Vec<f64>, Vec<f64>, i64) {
+        let (m, v) = bn.running_stats().unwrap().unwrap();
+        let count = bn
+            .buffers()
+            .get("num_batches_tracked")
+            .unwrap()
+            .to_scalar::<i64>()
+            .unwrap();
+        (m.to_vec1().unwrap(), v.to_vec1().unwrap(), count)
+    }
+
+    #[test]
+    fn reset_and_cumulative_mode_average_batches_then_momentum_returns() {
+        let vb = VarBuilder::zeros(DType::F64, &Device::Cpu);
+        let mut bn = BatchNorm::new(2, BatchNormConfig::default(), vb).unwrap();
+        let a = Tensor::new(&[[1.0f64, 10.0], [3.0, 30.0]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[[5.0f64, -10.0], [9.0, 10.0]], &Device::Cpu).unwrap();
+        bn.forward_train(&a, true).unwrap();
+        assert_ne!(stats(&bn).0, vec![0.0, 0.0]);
+        assert_eq!(bn.reset_running_stats().unwrap(), 1);
+        assert_eq!(stats(&bn), (vec![0.0, 0.0], vec![1.0, 1.0], 0));
+        bn.set_cumulative_stats(true).unwrap();
+        bn.forward_train(&a, true).unwrap();
+        // First batch after a reset: factor 1, the buffers are that batch's statistics
+        // (unbiased variance: (1 - 3)^2 / 1 * 2 / 2 = 2 and 200).
+        assert_eq!(stats(&bn), (vec![2.0, 20.0], vec![2.0, 200.0], 1));
+        bn.forward_train(&b, true).unwrap();
+        // Second: factor 1/2, the mean of the two batches' statistics.
+        assert_eq!(stats(&bn), (vec![4.5, 10.0], vec![5.0, 200.0], 2));
+        bn.set_cumulative_stats(false).unwrap();
+        bn.forward_train(&a, true).unwrap();
+        // Momentum 0.1 again: 0.9 * 4.5 + 0.1 * 2 = 4.25.
+        let (mean, _, count) = stats(&bn);
+        assert!((mean[0] - 4.25).abs() < 1e-12, "{mean:?}");
+        assert_eq!(count, 3);
+        // Without running statistics there is nothing to reset.
+        let cfg = BatchNormConfig {
+            track_running_stats: false,
+            ..Default::default()
+        };
+        let mut untracked =
+            BatchNorm::new(2, cfg, VarBuilder::zeros(DType::F64, &Device::Cpu)).unwrap();
+        assert_eq!(untracked.reset_running_stats().unwrap(), 0);
+        untracked.set_cumulative_stats(true).unwrap();
     }
 
     proptest! {

@@ -8,7 +8,8 @@ use gradus_core::{Error, Result, StateDict};
 /// `running_mean`, `running_var` (shape `(C,)`) and `num_batches_tracked`, as PyTorch's buffers.
 ///
 /// Update after a training batch with factor `f = momentum`, or `f = 1 / num_batches_tracked`
-/// when `momentum` is `None` (cumulative moving average):
+/// when `momentum` is `None` or the cumulative mode is on ([`RunningStats::cumulative`], what
+/// `update_bn` sets, as PyTorch's `module.momentum = None`): a cumulative moving average
 /// `running_mean = (1 - f) * running_mean + f * batch_mean`,
 /// `running_var = (1 - f) * running_var + f * batch_var_unbiased`.
 #[derive(Debug)]
@@ -17,6 +18,8 @@ pub(crate) struct RunningStats {
     pub(crate) var: Tensor,
     pub(crate) num_batches_tracked: i64,
     momentum: Option<f64>,
+    /// Cumulative average whatever `momentum` says (set and cleared by `update_bn`).
+    pub(crate) cumulative: bool,
 }
 
 impl RunningStats {
@@ -32,7 +35,17 @@ impl RunningStats {
             var: Tensor::ones(channels, dtype, device)?,
             num_batches_tracked: 0,
             momentum,
+            cumulative: false,
         })
+    }
+
+    /// Back to the initial buffers (mean 0, variance 1, no batches tracked), keeping dtype,
+    /// device and momentum: PyTorch's `reset_running_stats`.
+    pub(crate) fn reset(&mut self) -> Result<()> {
+        self.mean = self.mean.zeros_like()?;
+        self.var = self.var.ones_like()?;
+        self.num_batches_tracked = 0;
+        Ok(())
     }
 
     /// Folds a batch's per-channel mean and unbiased variance (any shape with `C` elements)
@@ -43,9 +56,10 @@ impl RunningStats {
         batch_var_unbiased: &Tensor,
     ) -> Result<()> {
         self.num_batches_tracked += 1;
-        let f = self
-            .momentum
-            .unwrap_or(1.0 / self.num_batches_tracked as f64);
+        let f = match (self.cumulative, self.momentum) {
+            (false, Some(momentum)) => momentum,
+            _ => 1.0 / self.num_batches_tracked as f64,
+        };
         let (dtype, n) = (self.mean.dtype(), self.mean.elem_count());
         let fold = |running: &Tensor, batch: &Tensor| -> Result<Tensor> {
             let batch = batch.detach().flatten_all()?.to_dtype(dtype)?;

@@ -8,7 +8,8 @@
 //!
 //! - [`engine`]: the rule and kernel traits, the grouped adaptor, the fused path's machinery;
 //! - [`rules`]: the built-in algorithms, one file each;
-//! - [`controls`]: clipping, accumulation and the non-finite guard.
+//! - [`controls`]: clipping, accumulation, the non-finite guard and weight averaging
+//!   ([`averaging`]: EMA and SWA as `torch.optim.swa_utils`, with `update_bn`).
 //!
 //! Switching a Candle program from `candle_nn::AdamW` is a one-type change:
 //!
@@ -41,7 +42,7 @@ pub mod validate;
 mod testing;
 
 // The modules' earlier paths (`gradus_optim::adam`, `gradus_optim::clip`, ...) stay valid.
-pub use controls::{accumulate, clip, guard};
+pub use controls::{accumulate, averaging, clip, guard};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,

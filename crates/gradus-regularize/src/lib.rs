@@ -11,8 +11,8 @@
 //!   exactly the identity. Binary masks are drawn from the seeded generator into a bitset
 //!   ([`KeepMask`]), one bit per dropped unit, and applied by a fused CPU op.
 //! - **[`EarlyStopping`]**, fed one metric per epoch, with Keras' semantics.
-//! - **[`cross_entropy`]** with PyTorch's `label_smoothing`, and [`cross_entropy_soft`] for
-//!   probability targets.
+//!
+//! Label smoothing is an option of the `cross_entropy` loss, in `gradus-loss`.
 //!
 //! A binary that only names these components through JSON must still link the crate:
 //! `use gradus_regularize as _;`.
@@ -49,7 +49,6 @@ mod elastic_net;
 mod gaussian_dropout;
 mod l1;
 mod l2;
-mod label_smoothing;
 mod layer_util;
 pub mod mask;
 mod max_norm;
@@ -70,7 +69,6 @@ pub use elastic_net::{ElasticNet, ElasticNetConfig};
 pub use gaussian_dropout::{GaussianDropout, GaussianDropoutConfig};
 pub use l1::{L1Config, L1};
 pub use l2::{L2Config, L2};
-pub use label_smoothing::{cross_entropy, cross_entropy_soft};
 pub use mask::KeepMask;
 pub use max_norm::{MaxNorm, MaxNormConfig};
 pub use penalty::PenaltyLog;

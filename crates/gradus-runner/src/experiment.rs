@@ -6,6 +6,7 @@ use candle_nn::VarMap;
 use gradus_core::config::{index_path, join_path, take_field};
 use gradus_core::plugin::augment::ImageAugmentation;
 use gradus_core::plugin::data::{Dataset, Task};
+use gradus_core::plugin::loss::Loss;
 use gradus_core::plugin::preprocessor::Preprocessor;
 use gradus_core::plugin::regularizer::Regularizer;
 use gradus_core::plugin::schedule::Schedule;
@@ -15,6 +16,7 @@ use gradus_core::registry::{
 use gradus_core::{Error, NamedVar, Optimizer, Result, SeededRng};
 use gradus_data::Loader;
 use gradus_layers::Sequential;
+use gradus_loss::build_loss;
 use gradus_optim::clip::ClipConfig;
 use gradus_optim::guard::{GuardConfig, NonFiniteGuard};
 
@@ -22,7 +24,6 @@ use crate::train::Controls;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
 
-use crate::loss::{build_loss, Loss};
 use crate::pipeline::Pipeline;
 
 /// When a schedule steps.

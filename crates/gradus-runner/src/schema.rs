@@ -67,6 +67,7 @@ pub fn pipeline_schema() -> Result<Value> {
         "image_augmentation": one_of(&["image_augmentation"], &[])?,
         "data_source": one_of(&["data_source"], &[])?,
         "batching": one_of(&["batching"], &[])?,
+        "loss": one_of(&["loss"], &[])?,
     });
     Ok(json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -89,9 +90,7 @@ pub fn pipeline_schema() -> Result<Value> {
                 "input": {"type": "array", "items": {"type": "integer"}},
                 "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
                 "dtype": {"enum": ["f32", "f64"], "default": "f32"}}},
-            "loss": {"type": "object", "properties": {
-                "type": {"enum": ["cross_entropy", "mse", "bce_with_logits"]},
-                "label_smoothing": {"type": "number"}}, "required": ["type"]},
+            "loss": {"$ref": "#/$defs/loss"},
             "optimizer": {"$ref": "#/$defs/optimizer"},
             "schedule": {"$ref": "#/$defs/schedule"},
             "clip": {"type": "object", "properties": {

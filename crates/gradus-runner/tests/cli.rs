@@ -58,6 +58,22 @@ fn list_shows_every_optimizer_with_defaults() {
 }
 
 #[test]
+fn list_shows_the_losses_from_the_registry() {
+    let (ok, stdout, stderr) = gradus(&["list", "loss", "--json"]);
+    assert!(ok, "{stderr}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = list.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bce_with_logits", "cross_entropy", "mse"]);
+    assert_eq!(list[1]["defaults"]["label_smoothing"], 0.0);
+    assert!(list
+        .iter()
+        .all(|e| e["origin"].as_str().unwrap().starts_with("gradus_loss")));
+    let (ok, table, _) = gradus(&["list"]);
+    assert!(ok);
+    assert!(table.contains("loss (3)"), "{table}");
+}
+
+#[test]
 fn list_rejects_an_unknown_kind_with_a_suggestion() {
     let (ok, _, stderr) = gradus(&["list", "optimiser"]);
     assert!(!ok);

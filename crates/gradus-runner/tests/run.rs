@@ -409,6 +409,13 @@ fn schema_lists_registered_components() {
     assert!(names("layer").contains(&"batch_norm".to_string()));
     assert!(names("layer").contains(&"conv2d".to_string()));
     assert!(names("schedule").contains(&"one_cycle".to_string()));
+    // Losses come from the registry too, with their typed defaults.
+    assert_eq!(names("loss"), ["bce_with_logits", "cross_entropy", "mse"]);
+    assert_eq!(schema["properties"]["loss"]["$ref"], "#/$defs/loss");
+    assert_eq!(
+        schema["$defs"]["loss"]["oneOf"][1]["properties"]["label_smoothing"]["default"],
+        0.0
+    );
     assert_eq!(
         schema["$defs"]["optimizer"]["oneOf"][0]["additionalProperties"],
         false

@@ -1,4 +1,4 @@
-//! Gradus: optimizers, schedules, regularizers, initializers, normalization, augmentation and
+//! Gradus: optimizers, schedules, losses, regularizers, initializers, normalization, augmentation and
 //! data pipelines for Candle, re-exported from one crate behind features (all on by default).
 //!
 //! The optimizer lab (`gradus-lab`) is behind the non-default feature `lab`.
@@ -19,6 +19,8 @@ pub use gradus_init as init;
 pub use gradus_lab as lab;
 #[cfg(feature = "layers")]
 pub use gradus_layers as layers;
+#[cfg(feature = "loss")]
+pub use gradus_loss as loss;
 #[cfg(feature = "norm")]
 pub use gradus_norm as norm;
 #[cfg(feature = "optim")]

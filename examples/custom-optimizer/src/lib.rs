@@ -1,6 +1,7 @@
 //! An optimizer plugin written outside Gradus: Signum (sign momentum), with its own fused CPU
 //! kernel, registered with one macro line. Signum is not one of the built-in optimizers: linking
-//! this crate is what adds it.
+//! this crate is what adds it. The crate adds a loss the same way: [`Huber`] (`"loss": {"type":
+//! "huber"}`, in `huber.rs`).
 //!
 //! A binary that wants it names this crate (`use custom_optimizer as _;`) so the linker keeps
 //! the registration; `gradus list optimizer` then shows `signum`, `gradus replay` runs it on
@@ -12,6 +13,9 @@ use candle_core::Tensor;
 use gradus_core::Result;
 use gradus_optim::{Buffers, Chunk, Elem, GroupedOptimizer, Kernel, Rule, Scalars, Sums};
 use serde::{Deserialize, Serialize};
+
+mod huber;
+pub use huber::{Huber, HuberConfig};
 
 /// Signum: SGD on the sign of an exponential moving average of the gradient, with optional
 /// decoupled weight decay.

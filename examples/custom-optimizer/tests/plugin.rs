@@ -166,3 +166,54 @@ fn a_pipeline_using_the_plugin_validates_and_trains() {
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     assert!(report["test_accuracy"].as_f64().unwrap() > 0.9, "{report}");
 }
+
+#[test]
+fn the_huber_loss_plugin_is_listed_in_the_schema_and_usable_by_name_from_a_pipeline() {
+    let (ok, stdout, stderr) = gradus_signum(&["list", "loss", "--json"]);
+    assert!(ok, "{stderr}");
+    let list: Vec<serde_json::Value> = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = list.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bce_with_logits", "cross_entropy", "huber", "mse"]);
+    let huber = &list[2];
+    assert_eq!(huber["defaults"], serde_json::json!({"delta": 1.0}));
+    assert!(huber["origin"]
+        .as_str()
+        .unwrap()
+        .starts_with("custom_optimizer"));
+    // `gradus schema` takes the loss variants from the registry: the plugin's is there.
+    let (ok, stdout, stderr) = gradus_signum(&["schema"]);
+    assert!(ok, "{stderr}");
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let variants = schema["$defs"]["loss"]["oneOf"].as_array().unwrap();
+    let plugin = variants
+        .iter()
+        .find(|v| v["properties"]["type"]["const"] == "huber")
+        .expect("huber in the schema");
+    assert_eq!(plugin["properties"]["delta"]["default"], 1.0);
+
+    let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/regression-huber.json");
+    let (ok, stdout, stderr) = gradus_signum(&["validate", pipeline]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let (ok, _, stderr) =
+        gradus_signum(&["run", pipeline, "--out", run.to_str().unwrap(), "--quiet"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    // Noise 0.1 around a linear target: the Huber loss (delta 0.5, quadratic there) ends near
+    // half the noise variance, far below its starting value.
+    let test_loss = report["test_loss"].as_f64().unwrap();
+    assert!(test_loss < 0.05, "{report}");
+
+    // A bad delta is a build error naming its JSON path, before any run folder exists.
+    let bad = dir.path().join("bad.json");
+    let text = std::fs::read_to_string(pipeline)
+        .unwrap()
+        .replace("\"delta\": 0.5", "\"delta\": -1");
+    std::fs::write(&bad, text).unwrap();
+    let (ok, _, stderr) = gradus_signum(&["validate", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("loss.delta"), "{stderr}");
+}

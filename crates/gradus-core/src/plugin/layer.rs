@@ -92,6 +92,26 @@ pub trait Layer: Send {
     fn load_buffers(&mut self, _buffers: &StateDict) -> Result<()> {
         Ok(())
     }
+
+    /// Resets the running statistics of every batch-norm layer in this layer (itself, or the
+    /// layers it contains) to their initial values, as PyTorch's
+    /// `_BatchNorm.reset_running_stats` (mean 0, variance 1, no batches tracked), and returns
+    /// how many sets of statistics it reset. Layers without running statistics reset nothing
+    /// (the default, `0`).
+    ///
+    /// Used by `update_bn` after weight averaging, which recomputes the statistics for the
+    /// averaged weights with [`Layer::set_cumulative_stats`].
+    fn reset_running_stats(&mut self) -> Result<usize> {
+        Ok(0)
+    }
+
+    /// With `true`, every batch-norm layer in this layer updates its running statistics as a
+    /// cumulative average over the batches seen since the last reset (PyTorch's `momentum =
+    /// None`: factor `1 / num_batches_tracked`); with `false`, it goes back to its configured
+    /// momentum. Layers without running statistics ignore it (the default).
+    fn set_cumulative_stats(&mut self, _cumulative: bool) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds a layer from its JSON config.

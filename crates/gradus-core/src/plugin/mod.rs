@@ -7,6 +7,7 @@ pub mod augment;
 pub mod data;
 pub mod initializer;
 pub mod layer;
+pub mod loss;
 pub mod optimizer;
 pub mod preprocessor;
 pub mod regularizer;

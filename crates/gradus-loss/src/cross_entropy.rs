@@ -1,7 +1,54 @@
-//! Cross-entropy with label smoothing, as `torch.nn.functional.cross_entropy(label_smoothing=)`.
+//! `cross_entropy`: cross-entropy of logits with label smoothing, as
+//! `torch.nn.CrossEntropyLoss(label_smoothing=)`, against class indices or probabilities.
 
 use candle_core::{DType, Tensor, D};
+use gradus_core::config::{join_path, parse_config};
+use gradus_core::plugin::loss::Loss;
 use gradus_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Cross-entropy of logits `(N, C)`, as `torch.nn.CrossEntropyLoss(label_smoothing=eps)` (no
+/// class weights, mean reduction):
+///
+/// ```text
+/// log p = log_softmax(logits, dim=1)
+/// class indices y (N,):    loss = mean_n [ (1 - eps) (-log p[n, y_n]) + eps / C sum_c (-log p[n, c]) ]
+/// probabilities t (N, C):  loss = mean_n [ -sum_c ((1 - eps) t[n, c] + eps / C) log p[n, c] ]
+/// ```
+///
+/// i.e. the cross-entropy against the target distribution smoothed towards the uniform one.
+/// `eps` = `label_smoothing`. Integer targets (`u8`, `u32`, `i64`) are class indices ([`cross_entropy`]);
+/// float targets of the logits' shape are probabilities, e.g. after mixup ([`cross_entropy_soft`]).
+/// Label smoothing: Szegedy et al., "Rethinking the Inception Architecture for Computer Vision"
+/// (CVPR 2016).
+#[derive(Debug, Clone)]
+pub struct CrossEntropy {
+    config: CrossEntropyConfig,
+}
+
+/// Configuration of [`CrossEntropy`] (PyTorch's keyword names).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrossEntropyConfig {
+    /// Mass `eps` in `[0, 1]` moved from the target to the uniform distribution.
+    /// Default: `0.0` (torch.nn.CrossEntropyLoss).
+    pub label_smoothing: f64,
+}
+
+impl CrossEntropy {
+    /// The loss for `config`; `label_smoothing` outside `[0, 1]` is an error (PyTorch's
+    /// wording).
+    pub fn new(config: CrossEntropyConfig) -> Result<Self> {
+        check_smoothing(config.label_smoothing)?;
+        Ok(CrossEntropy { config })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CrossEntropyConfig {
+        &self.config
+    }
+}
 
 /// Mean cross-entropy of `logits` `(N, C)` against class indices `targets` `(N)` with label
 /// smoothing `eps`, exactly PyTorch's `F.cross_entropy(logits, targets, label_smoothing=eps)`
@@ -77,12 +124,17 @@ pub fn cross_entropy_soft(
     Ok((t * log_p)?.sum(1)?.neg()?.mean_all()?)
 }
 
-fn check_logits(logits: &Tensor, eps: f64) -> Result<(usize, usize)> {
+fn check_smoothing(eps: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&eps) {
         return Err(Error::InvalidHyperparameter(format!(
             "label_smoothing must be between 0.0 and 1.0. Got: {eps}"
         )));
     }
+    Ok(())
+}
+
+fn check_logits(logits: &Tensor, eps: f64) -> Result<(usize, usize)> {
+    check_smoothing(eps)?;
     let &[n, c] = logits.dims() else {
         return Err(Error::Unsupported(format!(
             "cross_entropy expects (N, C) logits, got shape {:?}",
@@ -97,6 +149,35 @@ fn check_logits(logits: &Tensor, eps: f64) -> Result<(usize, usize)> {
     }
     Ok((n, c))
 }
+
+impl Loss for CrossEntropy {
+    fn compute(&self, output: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let eps = self.config.label_smoothing;
+        if targets.dtype().is_float() {
+            cross_entropy_soft(output, targets, eps)
+        } else {
+            cross_entropy(output, targets, eps)
+        }
+    }
+
+    fn name(&self) -> &str {
+        "cross_entropy"
+    }
+}
+
+fn build(config: &Value, path: &str) -> Result<Box<dyn Loss>> {
+    let config: CrossEntropyConfig = parse_config(config, path)?;
+    let loss = CrossEntropy::new(config)
+        .map_err(|e| Error::config(join_path(path, "label_smoothing"), e.to_string()))?;
+    Ok(Box::new(loss))
+}
+
+gradus_core::register_loss!(
+    "cross_entropy",
+    "cross-entropy of logits with label smoothing, class indices or probabilities (torch.nn.CrossEntropyLoss)",
+    CrossEntropyConfig,
+    build
+);
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +227,14 @@ mod tests {
         let short = Tensor::new(&[0u32], &Device::Cpu).unwrap();
         let err = cross_entropy(&logits(), &short, 0.0).unwrap_err();
         assert!(err.to_string().contains("expected [2], got [1]"), "{err}");
+        let err = CrossEntropy::new(CrossEntropyConfig {
+            label_smoothing: -0.1,
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "label_smoothing must be between 0.0 and 1.0. Got: -0.1"
+        );
     }
 
     proptest! {
@@ -162,6 +251,20 @@ mod tests {
             let hard = cross_entropy(&x, &Tensor::new(t.as_slice(), &Device::Cpu).unwrap(), eps).unwrap().to_scalar::<f64>().unwrap();
             let soft = cross_entropy_soft(&x, &Tensor::from_vec(onehot, (n, c), &Device::Cpu).unwrap(), eps).unwrap().to_scalar::<f64>().unwrap();
             prop_assert!((hard - soft).abs() <= 1e-12 * (1.0 + hard.abs()));
+        }
+
+        /// The loss is at least the entropy floor 0, and shifting every logit of a row by the
+        /// same constant leaves it unchanged (softmax invariance).
+        #[test]
+        fn non_negative_and_shift_invariant(seed in any::<u64>(), eps in 0.0f64..=1.0, n in 1usize..6, c in 2usize..6, shift in -50.0f64..50.0) {
+            let mut rng = gradus_core::SeededRng::new(seed);
+            let x = rng.normal_tensor(&[n, c], 0.0, 3.0, DType::F64, &Device::Cpu).unwrap();
+            let t: Vec<u32> = (0..n).map(|_| rng.below(c) as u32).collect();
+            let t = Tensor::new(t.as_slice(), &Device::Cpu).unwrap();
+            let a = cross_entropy(&x, &t, eps).unwrap().to_scalar::<f64>().unwrap();
+            let b = cross_entropy(&(x + shift).unwrap(), &t, eps).unwrap().to_scalar::<f64>().unwrap();
+            prop_assert!(a >= 0.0);
+            prop_assert!((a - b).abs() <= 1e-10 * (1.0 + a.abs()), "{} vs {}", a, b);
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Losses against values computed by hand from PyTorch's definitions (plain Python `math`,
-//! f64, shown next to each case).
+//! f64, shown next to each case), built by name through the registry.
 
-use super::*;
-use candle_core::{Device, Var};
+use candle_core::{DType, Device, Tensor, Var};
+use gradus_core::Error;
+use gradus_loss::build_loss;
 use serde_json::json;
 
 fn close(a: f64, b: f64, tol: f64) {
@@ -198,4 +199,39 @@ fn configs_are_strict() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("missing field `type`"), "{err}");
+}
+
+#[test]
+fn the_built_in_losses_are_registered_with_their_defaults() {
+    let list = gradus_core::registry::catalog(Some("loss")).unwrap();
+    let names: Vec<&str> = list.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["bce_with_logits", "cross_entropy", "mse"]);
+    let ce = list.iter().find(|e| e.name == "cross_entropy").unwrap();
+    assert_eq!(ce.defaults, json!({"label_smoothing": 0.0}));
+    assert!(ce.origin.starts_with("gradus_loss"), "{}", ce.origin);
+    for entry in &list {
+        // Each builds from its own defaults and reports its registered name.
+        let mut config = entry.defaults.clone();
+        config["type"] = json!(entry.name);
+        let loss = build_loss(&config, "loss").unwrap();
+        assert_eq!(loss.name(), entry.name);
+    }
+}
+
+#[test]
+fn typed_losses_equal_the_ones_built_by_name() {
+    use gradus_loss::{BceWithLogits, Loss, Mse};
+    let out = Tensor::new(&[[0.3f64], [-1.5], [2.0]], &Device::Cpu).unwrap();
+    let t = Tensor::new(&[[1.0f64], [0.0], [1.0]], &Device::Cpu).unwrap();
+    for (typed, name) in [
+        (Box::new(Mse) as Box<dyn Loss>, "mse"),
+        (Box::new(BceWithLogits), "bce_with_logits"),
+    ] {
+        let by_name = build_loss(&json!({ "type": name }), "loss").unwrap();
+        assert_eq!(
+            scalar(&typed.compute(&out, &t).unwrap()).to_bits(),
+            scalar(&by_name.compute(&out, &t).unwrap()).to_bits(),
+            "{name}"
+        );
+    }
 }
