@@ -39,6 +39,8 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("rprop", 2),
     ("asgd", 1),
     ("lion", 1),
+    ("adamw_schedule_free", 2),
+    ("sgd_schedule_free", 1),
     // The plugin example's Signum (examples/custom-optimizer): its own crate, its own kernel.
     ("signum", 1),
 ];

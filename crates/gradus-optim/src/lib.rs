@@ -64,6 +64,7 @@ pub use rules::adagrad::{Adagrad, AdagradConfig};
 pub use rules::adam::{Adam, AdamConfig};
 pub use rules::adamax::{Adamax, AdamaxConfig};
 pub use rules::adamw::{AdamW, AdamWConfig};
+pub use rules::adamw_schedule_free::{AdamWScheduleFree, AdamWScheduleFreeConfig};
 pub use rules::adan::{Adan, AdanConfig};
 pub use rules::ademamix::{Ademamix, AdemamixConfig};
 pub use rules::adopt::{Adopt, AdoptConfig};
@@ -77,7 +78,9 @@ pub use rules::nadam::{Nadam, NadamConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
 pub use rules::rprop::{Rprop, RpropConfig};
+pub use rules::schedule_free::{ScheduleFree, ScheduleFreeRule};
 pub use rules::sgd::{Sgd, SgdConfig};
+pub use rules::sgd_schedule_free::{SgdScheduleFree, SgdScheduleFreeConfig};
 
 // What a Candle program needs besides the optimizer types, without a dependency on gradus-core.
 // The core trait is re-exported under another name, so that importing it never clashes with

@@ -37,13 +37,32 @@ pub struct Case {
     pub grads: Vec<Vec<Vec<f64>>>,
 }
 
-/// What a replay produces: parameter values after each step and the lr used by each step.
+/// What a replay produces: parameter values after each step (and, for an optimizer with an
+/// eval point, after `eval()`) and the lr used by each step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trajectory {
     /// `params[step][param]`: row-major values after that step.
     pub params: Vec<Vec<Vec<f64>>>,
     /// Learning rate (of group 0) in force during each step.
     pub lr: Vec<f64>,
+    /// For an optimizer with an eval point (schedule-free): `params_eval[step][param]`, the
+    /// values after `eval()` following that step (`train()` is called again before the next).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params_eval: Option<Vec<Vec<Vec<f64>>>>,
+}
+
+/// Every parameter's row-major values, as f64.
+fn snapshot(params: &[NamedVar]) -> Result<Vec<Vec<f64>>> {
+    params
+        .iter()
+        .map(|p| {
+            Ok(p.var
+                .as_tensor()
+                .flatten_all()?
+                .to_dtype(DType::F64)?
+                .to_vec1::<f64>()?)
+        })
+        .collect()
 }
 
 /// Hooks around each optimizer step: clipping before it, a schedule after it.
@@ -122,6 +141,7 @@ pub fn replay_with(
     let mut trajectory = Trajectory {
         params: Vec::with_capacity(case.grads.len()),
         lr: Vec::with_capacity(case.grads.len()),
+        params_eval: optimizer.has_eval_point().then(Vec::new),
     };
     for (step, grads) in case.grads.iter().enumerate() {
         if grads.len() != params.len() {
@@ -148,18 +168,12 @@ pub fn replay_with(
         trajectory.lr.push(optimizer.learning_rate()?);
         optimizer.step(&store)?;
         hooks.after_step(optimizer)?;
-        trajectory.params.push(
-            params
-                .iter()
-                .map(|p| {
-                    Ok(p.var
-                        .as_tensor()
-                        .flatten_all()?
-                        .to_dtype(DType::F64)?
-                        .to_vec1::<f64>()?)
-                })
-                .collect::<Result<_>>()?,
-        );
+        trajectory.params.push(snapshot(params)?);
+        if let Some(eval) = &mut trajectory.params_eval {
+            optimizer.eval()?;
+            eval.push(snapshot(params)?);
+            optimizer.train()?;
+        }
     }
     Ok(trajectory)
 }

@@ -1,6 +1,7 @@
 //! Every trajectory of the modern-optimizer golden set present in `tests/data/optim-modern/`
 //! (see its README: torch.optim 2.15, pytorch-optimizer 4.1.0, schedulefree 1.4.1), replayed
-//! on each path its optimizer has, in f64 (within 1e-9 relative) and f32 (within 2e-5).
+//! on each path its optimizer has, in f64 (within 1e-9 relative) and f32 (within 2e-5);
+//! schedule-free cases also compare the parameters after `eval()` (`expected_eval`).
 
 use std::collections::BTreeMap;
 
@@ -69,6 +70,25 @@ fn modern_optimizer_trajectories_match_their_references() {
                             "{name} {label} {path} step {step}: {a} vs {b} (rel err {err:e})"
                         );
                         max = max.max(err);
+                    }
+                }
+                if let Some(expected_eval) = raw.get("expected_eval") {
+                    let expected_eval: Vec<Vec<Vec<f64>>> =
+                        serde_json::from_value(expected_eval.clone()).unwrap();
+                    let got_eval = got
+                        .params_eval
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("{name}: no params_eval from the replay"));
+                    assert_eq!(got_eval.len(), expected_eval.len(), "{name}");
+                    for (step, (g, e)) in got_eval.iter().zip(&expected_eval).enumerate() {
+                        for (a, b) in g.iter().flatten().zip(e.iter().flatten()) {
+                            let err = rel_err(*a, *b);
+                            assert!(
+                                err <= tol,
+                                "{name} {label} {path} eval step {step}: {a} vs {b} (rel err {err:e})"
+                            );
+                            max = max.max(err);
+                        }
                     }
                 }
                 let algorithm = raw["optimizer"]["type"].as_str().unwrap().to_string();

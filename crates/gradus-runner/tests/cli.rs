@@ -35,6 +35,7 @@ fn list_shows_every_optimizer_with_defaults() {
             "adam",
             "adamax",
             "adamw",
+            "adamw_schedule_free",
             "adan",
             "ademamix",
             "adopt",
@@ -48,13 +49,14 @@ fn list_shows_every_optimizer_with_defaults() {
             "rmsprop",
             "rprop",
             "sgd",
+            "sgd_schedule_free",
         ]
     );
     let adamw = &list[names.iter().position(|n| *n == "adamw").unwrap()];
     assert_eq!(adamw["defaults"]["weight_decay"], 0.01);
     let (ok, table, _) = gradus(&["list"]);
     assert!(ok);
-    assert!(table.contains("optimizer (20)"), "{table}");
+    assert!(table.contains("optimizer (22)"), "{table}");
 }
 
 #[test]
@@ -198,6 +200,29 @@ fn replay_reproduces_the_modern_golden_cases_on_each_path() {
                     "{} ({update_path}): {a} vs {e}",
                     path.display()
                 );
+            }
+            // Schedule-free cases: `params_eval` (after eval() following each step) as well.
+            match raw.get("expected_eval") {
+                Some(expected_eval) => {
+                    let flat = |v: &serde_json::Value| -> Vec<f64> {
+                        serde_json::from_value::<Vec<Vec<Vec<f64>>>>(v.clone())
+                            .unwrap()
+                            .into_iter()
+                            .flatten()
+                            .flatten()
+                            .collect()
+                    };
+                    let (got, want) = (flat(&out["params_eval"]), flat(expected_eval));
+                    assert_eq!(got.len(), want.len(), "{}", path.display());
+                    for (a, e) in got.iter().zip(&want) {
+                        assert!(
+                            (a - e).abs() <= 1e-9 * e.abs().max(1e-3),
+                            "{} ({update_path}) eval: {a} vs {e}",
+                            path.display()
+                        );
+                    }
+                }
+                None => assert!(out.get("params_eval").is_none(), "{}", path.display()),
             }
         }
         count += 1;

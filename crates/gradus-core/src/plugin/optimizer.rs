@@ -105,6 +105,27 @@ pub trait Optimizer: Send {
         (0..self.group_count()).try_for_each(|g| self.set_hyperparameter(g, "lr", lr))
     }
 
+    /// Switches to training mode: the parameters become the point where gradients are taken
+    /// (schedule-free optimizers move them back from the averaged point to `y`). Optimizers
+    /// without a train/eval split ignore it (the default: a no-op).
+    fn train(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Switches to evaluation mode: the parameters become the point a user evaluates and saves
+    /// (schedule-free optimizers move them to the averaged point `x`; stepping is then an error
+    /// until [`Optimizer::train`]). Optimizers without a train/eval split ignore it (the
+    /// default: a no-op).
+    fn eval(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether [`Optimizer::eval`] moves the parameters to a different point than training
+    /// uses (schedule-free optimizers). Default: `false`.
+    fn has_eval_point(&self) -> bool {
+        false
+    }
+
     /// The update path this optimizer takes. An optimizer with a single implementation (the
     /// default) reports [`UpdatePath::Auto`].
     fn update_path(&self) -> UpdatePath {

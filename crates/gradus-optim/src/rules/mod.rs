@@ -11,6 +11,7 @@ pub mod adagrad;
 pub mod adam;
 pub mod adamax;
 pub mod adamw;
+pub mod adamw_schedule_free;
 pub mod adan;
 pub mod ademamix;
 pub mod adopt;
@@ -26,7 +27,9 @@ pub mod nadam;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
+pub mod schedule_free;
 pub mod sgd;
+pub mod sgd_schedule_free;
 
 #[cfg(test)]
 mod proptests;
