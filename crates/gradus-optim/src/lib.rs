@@ -41,7 +41,7 @@ pub mod validate;
 mod testing;
 
 // The modules' earlier paths (`gradus_optim::adam`, `gradus_optim::clip`, ...) stay valid.
-pub use controls::{accumulate, clip, guard};
+pub use controls::{accumulate, clip, guard, loss_scale, sam};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,

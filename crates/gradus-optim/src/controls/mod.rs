@@ -1,6 +1,8 @@
 //! Training controls that work on any optimizer, not per rule: gradient clipping, gradient
-//! accumulation and the non-finite guard.
+//! accumulation, the non-finite guard, loss scaling and sharpness-aware minimization.
 
 pub mod accumulate;
 pub mod clip;
 pub mod guard;
+pub mod loss_scale;
+pub mod sam;
