@@ -390,6 +390,67 @@ mod tests {
         assert!(p(json!(true)).is_err());
     }
 
+    fn scaler_with(interval: u32) -> GradScaler {
+        GradScaler::new(&LossScaleConfig::Dynamic(DynamicScaleConfig {
+            init_scale: 1024.0,
+            growth_interval: interval,
+            ..Default::default()
+        }))
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// The scale follows the model `S₀ · 2^(growths) · 0.5^(backoffs)`, the tracker stays
+        /// below the interval, a skipped step never moves the parameter, and unscaling a
+        /// scaled finite gradient gives it back exactly (power-of-two scales).
+        #[test]
+        fn scale_follows_growth_and_backoff_model(
+            finite in proptest::collection::vec(proptest::bool::weighted(0.8), 1..40),
+            interval in 1u32..5,
+            g in -100.0f32..100.0,
+        ) {
+            use candle_core::{Device, Var};
+            let mut scaler = scaler_with(interval);
+            let w = Var::new(&[1f32], &Device::Cpu).unwrap();
+            let opt = crate::Sgd::from_named(
+                vec![gradus_core::NamedVar::new("w", w.clone())],
+                crate::SgdConfig { lr: 0.5, ..Default::default() },
+            ).unwrap();
+            let mut opt = opt;
+            let (mut model, mut tracker) = (1024f64, 0u32);
+            for ok in finite {
+                let s = scaler.current_scale();
+                let raw = if ok { g * s } else { f32::INFINITY };
+                let mut grads = GradStore::default();
+                grads.insert(w.as_tensor(), Tensor::new(&[raw], &Device::Cpu).unwrap());
+                let before = w.as_tensor().to_vec1::<f32>().unwrap();
+                let stepped = scaler.step(&mut opt, &mut grads).unwrap();
+                proptest::prop_assert_eq!(stepped, ok);
+                if ok {
+                    let back = grads.get(w.as_tensor()).unwrap().to_vec1::<f32>().unwrap()[0];
+                    proptest::prop_assert_eq!(back, g);
+                } else {
+                    proptest::prop_assert_eq!(w.as_tensor().to_vec1::<f32>().unwrap(), before);
+                }
+                scaler.update().unwrap();
+                if ok {
+                    tracker += 1;
+                    if tracker == interval {
+                        model *= 2.0;
+                        tracker = 0;
+                    }
+                } else {
+                    model *= 0.5;
+                    tracker = 0;
+                }
+                proptest::prop_assert_eq!(f64::from(scaler.current_scale()), model);
+                proptest::prop_assert_eq!(scaler.growth_tracker(), tracker);
+                proptest::prop_assert!(scaler.growth_tracker() < interval);
+            }
+        }
+    }
+
     #[test]
     fn protocol_misuse_is_an_error() {
         let mut s = GradScaler::dynamic();

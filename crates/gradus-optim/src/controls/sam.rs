@@ -265,7 +265,55 @@ impl Sam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use serde_json::json;
+
+    /// SAM around SGD on `L = ½ Σ aᵢ wᵢ²`; returns the weights after one step and ‖e_w‖.
+    fn sam_step(w0: &[f64], a: &[f64], config: SamConfig) -> (Vec<f64>, f64) {
+        let w = Var::new(w0, &Device::Cpu).unwrap();
+        let sgd = crate::SgdConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        let inner = crate::Sgd::from_named(vec![gradus_core::NamedVar::new("w", w.clone())], sgd);
+        let mut sam = Sam::new(Box::new(inner.unwrap()), config).unwrap();
+        let at = Tensor::new(a, &Device::Cpu).unwrap();
+        let loss = (w.as_tensor().sqr().unwrap() * &at)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.affine(0.5, 0.0).unwrap().backward().unwrap();
+        sam.first_step(&grads).unwrap();
+        let e = (w.as_tensor() - Tensor::new(w0, &Device::Cpu).unwrap()).unwrap();
+        let e_norm = e.sqr().unwrap().sum_all().unwrap().sqrt().unwrap();
+        let loss = (w.as_tensor().sqr().unwrap() * &at)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = loss.affine(0.5, 0.0).unwrap().backward().unwrap();
+        sam.second_step(&grads).unwrap();
+        let e_norm = e_norm.to_scalar::<f64>().unwrap();
+        (w.as_tensor().to_vec1::<f64>().unwrap(), e_norm)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// `rho = 0` is the inner optimizer's step, bit for bit; otherwise the (plain)
+        /// perturbation has norm `rho` (within the f32 rounding of `rho / n`).
+        #[test]
+        fn rho_zero_is_the_inner_step_and_the_perturbation_has_norm_rho(
+            w0 in proptest::collection::vec(0.1f64..3.0, 3),
+            a in proptest::collection::vec(0.1f64..5.0, 3),
+            rho in 0.01f64..1.0,
+        ) {
+            let (got, e) = sam_step(&w0, &a, SamConfig { rho: 0.0, ..Default::default() });
+            let plain: Vec<f64> = (0..3).map(|i| w0[i] - 0.1 * (a[i] * w0[i])).collect();
+            proptest::prop_assert_eq!(got, plain);
+            proptest::prop_assert_eq!(e, 0.0);
+            let (_, e) = sam_step(&w0, &a, SamConfig { rho, ..Default::default() });
+            proptest::prop_assert!((e - rho).abs() <= 1e-6 * rho, "{} vs {}", e, rho);
+        }
+    }
 
     #[test]
     fn config_parses_strictly_and_names_the_path() {
