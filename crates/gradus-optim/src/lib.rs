@@ -45,7 +45,7 @@ pub use controls::{accumulate, clip, guard, loss_scale, sam};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
-    decay, lamb, lars, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
+    decay, lamb, lars, lbfgs, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
