@@ -41,6 +41,7 @@ fn list_shows_every_optimizer_with_defaults() {
             "asgd",
             "lamb",
             "lars",
+            "lbfgs",
             "lion",
             "muon",
             "nadam",
@@ -54,7 +55,7 @@ fn list_shows_every_optimizer_with_defaults() {
     assert_eq!(adamw["defaults"]["weight_decay"], 0.01);
     let (ok, table, _) = gradus(&["list"]);
     assert!(ok);
-    assert!(table.contains("optimizer (20)"), "{table}");
+    assert!(table.contains("optimizer (21)"), "{table}");
 }
 
 #[test]
