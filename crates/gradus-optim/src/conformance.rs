@@ -262,8 +262,30 @@ pub fn check_paths_agree(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs every check on optimizer `name`, on each of its paths, and checks that they agree.
+/// Whether optimizer `name` is closure-driven (L-BFGS): its plain `step(&GradStore)` is an
+/// [`Error::Unsupported`] that says it needs a closure, and leaves the parameters as they were.
+/// Such optimizers are checked by their golden traces through their closure API instead.
+pub fn needs_closure(name: &str) -> Result<bool> {
+    let params = vars(DType::F64)?;
+    let before = values(&params)?;
+    let mut opt = build_optimizer(&config(name, None), "optimizer", &params)?;
+    match opt.step(&grads_for(&params)?) {
+        Err(Error::Unsupported(message)) if message.contains("closure") => {
+            if values(&params)? != before {
+                return Err(fail(name, "a refused step changed the parameters".into()));
+            }
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Runs every check on optimizer `name`, on each of its paths, and checks that they agree
+/// (a closure-driven optimizer only has to refuse the plain step cleanly: [`needs_closure`]).
 pub fn check_all(name: &str, dir: &std::path::Path) -> Result<()> {
+    if needs_closure(name)? {
+        return Ok(());
+    }
     let fused = has_fused_path(name)?;
     let mut paths = vec![UpdatePath::Reference];
     if fused {

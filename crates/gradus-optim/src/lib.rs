@@ -42,11 +42,11 @@ pub mod validate;
 mod testing;
 
 // The modules' earlier paths (`gradus_optim::adam`, `gradus_optim::clip`, ...) stay valid.
-pub use controls::{accumulate, averaging, clip, guard};
+pub use controls::{accumulate, averaging, clip, guard, loss_scale, sam};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
-    decay, lamb, lars, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
+    decay, lamb, lars, lbfgs, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;

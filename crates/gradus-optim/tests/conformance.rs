@@ -24,6 +24,7 @@ fn every_registered_optimizer_conforms() {
         "asgd",
         "muon",
         "rprop",
+        "lbfgs",
     ] {
         assert!(
             names.contains(&expected),

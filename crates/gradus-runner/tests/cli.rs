@@ -42,6 +42,7 @@ fn list_shows_every_optimizer_with_defaults() {
             "asgd",
             "lamb",
             "lars",
+            "lbfgs",
             "lion",
             "muon",
             "nadam",
@@ -56,7 +57,7 @@ fn list_shows_every_optimizer_with_defaults() {
     assert_eq!(adamw["defaults"]["weight_decay"], 0.01);
     let (ok, table, _) = gradus(&["list"]);
     assert!(ok);
-    assert!(table.contains("optimizer (22)"), "{table}");
+    assert!(table.contains("optimizer (23)"), "{table}");
 }
 
 #[test]

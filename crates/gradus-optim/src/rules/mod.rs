@@ -19,6 +19,7 @@ pub mod asgd;
 pub mod decay;
 pub mod lamb;
 pub mod lars;
+pub mod lbfgs;
 pub mod lion;
 pub mod moments;
 pub mod muon;
