@@ -287,29 +287,6 @@ fn sizes_from_the_pipeline_are_bounded_before_allocation() {
         );
     }
 }
-<<<<<<< HEAD
-=======
-
-#[test]
-fn validate_dry_runs_the_smallest_batch() {
-    // The shipped digits MLP with batch size 8 leaves a one-sample last batch, which batch norm
-    // cannot normalize in training: `validate` finds it, as `run` would at the end of epoch 1.
-    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/pipelines");
-    let shipped = std::fs::read_to_string(format!("{examples}/digits-mlp.json")).unwrap();
-    let mut p: Value = serde_json::from_str(&shipped).unwrap();
-    p["batching"] = json!({"type": "mini_batch", "batch_size": 8, "shuffle": true});
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "bs8.json", &p);
-    let out = gradus(&["validate", path.to_str().unwrap()]);
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("smallest batch (1 samples)"), "{err}");
-    // With drop_last the smallest batch has 8 samples, and it validates.
-    p["batching"]["drop_last"] = json!(true);
-    let path = write(dir.path(), "bs8-drop.json", &p);
-    let out = gradus(&["validate", path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-}
 
 #[cfg(unix)]
 #[test]
@@ -368,4 +345,3 @@ fn a_second_sigint_ends_the_run_at_once() {
     );
     assert!(!run.join("report.json").exists());
 }
->>>>>>> helperC
