@@ -54,6 +54,7 @@ pub mod polynomial;
 pub mod reduce_on_plateau;
 pub mod sequential;
 pub mod step;
+pub mod swalr;
 pub mod wsd;
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ fn configs() -> Vec<Value> {
         json!({"type": "exponential", "gamma": 0.9, "hyperparameter": "momentum"}),
         json!({"type": "multiplicative", "factor": 0.95}),
         json!({"type": "wsd", "total_steps": 20, "warmup_steps": 3, "decay_fraction": 0.3, "decay": "1-sqrt"}),
+        json!({"type": "swalr", "swa_lr": [0.01, 0.002], "anneal_epochs": 6, "anneal_strategy": "linear"}),
+        json!({"type": "swalr", "swa_lr": 0.03, "anneal_epochs": 9}),
         json!({"type": "chained", "schedules": [
             {"type": "linear", "start_factor": 0.2, "total_iters": 4},
             {"type": "exponential", "gamma": 0.9}]}),
@@ -138,6 +140,7 @@ fn registry_lists_every_schedule_and_rejects_unknown_names() {
             "reduce_on_plateau",
             "sequential",
             "step",
+            "swalr",
             "wsd"
         ]
     );
