@@ -59,3 +59,8 @@ pub fn build_loss(config: &Value, path: &str) -> Result<Box<dyn Loss>> {
     let (entry, rest) = resolve::<LossKind>(config, path)?;
     (entry.build)(&rest, path)
 }
+
+// The README's example is compiled and run as a doctest, so the one crates.io shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctest;
