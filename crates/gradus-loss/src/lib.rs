@@ -1,6 +1,6 @@
 //! Gradus losses: what a model is trained to minimize, each with PyTorch's formula and mean
 //! reduction, usable from code and by name from JSON as
-//! [`LossKind`](gradus_core::registry::LossKind) plugins.
+//! [`LossKind`] plugins.
 //!
 //! | name | type | PyTorch |
 //! |---|---|---|
@@ -8,7 +8,7 @@
 //! | `mse` | [`Mse`] | `torch.nn.MSELoss()` |
 //! | `bce_with_logits` | [`BceWithLogits`] | `torch.nn.BCEWithLogitsLoss()` |
 //!
-//! A loss implements [`Loss`](gradus_core::plugin::loss::Loss) (`compute(output, targets)`,
+//! A loss implements [`Loss`] (`compute(output, targets)`,
 //! a scalar tensor differentiable in `output`) and registers itself with one
 //! [`register_loss!`](gradus_core::register_loss) line; a plugin crate adds a loss the same
 //! way (`examples/custom-optimizer` adds `huber`). Options of the PyTorch classes that are not

@@ -56,3 +56,30 @@ fn every_swalr_case_matches_pytorch() {
     }
     println!("largest error vs PyTorch: swalr {worst:e}");
 }
+
+#[test]
+fn the_schedule_of_an_swa_averaging_config_builds_and_anneals() {
+    use gradus_optim::averaging::AveragingConfig;
+    for strategy in ["cos", "linear"] {
+        let averaging = json!({"type": "swa", "start_epoch": 3, "swa_lr": 0.02,
+            "anneal_epochs": 4, "anneal_strategy": strategy});
+        let AveragingConfig::Swa(swa) =
+            AveragingConfig::parse(&averaging, "train.averaging").unwrap()
+        else {
+            panic!("an swa config")
+        };
+        let mut opt = FakeOptimizer::sgd(&[0.1]);
+        let mut schedule = build_schedule(&swa.schedule(), "train.averaging", &mut opt).unwrap();
+        assert_eq!(opt.get(0, "lr"), 0.1);
+        let mut direct = FakeOptimizer::sgd(&[0.1]);
+        let config = json!({"type": "swalr", "swa_lr": 0.02, "anneal_epochs": 4,
+            "anneal_strategy": strategy});
+        let mut reference = build_schedule(&config, "schedule", &mut direct).unwrap();
+        for _ in 0..6 {
+            schedule.step(&mut opt, None).unwrap();
+            reference.step(&mut direct, None).unwrap();
+            assert_eq!(opt.get(0, "lr").to_bits(), direct.get(0, "lr").to_bits());
+        }
+        assert!((opt.get(0, "lr") - 0.02).abs() < 1e-15);
+    }
+}
