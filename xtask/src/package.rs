@@ -44,18 +44,34 @@ fn unpublished_excludes(root: &Path) -> Result<Vec<String>, String> {
 pub fn package(sh: &Shell, root: &Path) -> Result<(), String> {
     let excludes = unpublished_excludes(root)?;
     let args = &excludes;
-    cmd!(sh, "cargo package --workspace --locked {args...}")
-        .run()
-        .map_err(|e| e.to_string())?;
-    // The packages were just built and verified; the dry run adds the checks of publishing
-    // itself (registry, manifest rules for upload) without building them a second time.
-    cmd!(
+    // Verification builds every dependency again per crate (its own feature set, no
+    // workspace profile): in a target folder of its own, without debug info, removed after,
+    // so that it neither evicts nor bloats the development build (several GB otherwise).
+    let verify = root.join("target").join("package-verify");
+    let _debug = sh.push_env("CARGO_PROFILE_DEV_DEBUG", "false");
+    let packaged = cmd!(
         sh,
-        "cargo publish --workspace --dry-run --no-verify --locked {args...}"
+        "cargo package --workspace --locked --target-dir {verify} {args...}"
     )
     .run()
-    .map_err(|e| e.to_string())?;
-    println!("package: every publishable crate packages, builds from its .crate and passes the publish dry run");
+    .map_err(|e| e.to_string())
+    .and_then(|()| {
+        // The packages were just built and verified; the dry run adds the checks of
+        // publishing itself (registry, manifest rules for upload) without building again.
+        cmd!(
+            sh,
+            "cargo publish --workspace --dry-run --no-verify --locked --target-dir {verify} {args...}"
+        )
+        .run()
+        .map_err(|e| e.to_string())
+    });
+    let _ = std::fs::remove_dir_all(verify.join("debug"));
+    packaged?;
+    println!(
+        "package: every publishable crate packages, builds from its .crate alone and passes \
+         the publish dry run; the .crate files are in {}",
+        verify.join("package").display()
+    );
     Ok(())
 }
 
