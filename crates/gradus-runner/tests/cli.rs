@@ -415,3 +415,31 @@ fn log_warnings_reach_stderr_and_follow_quiet_and_rust_log() {
     assert!(validate(&["-q"], Some("gradus_init=warn")).contains(warning));
     assert!(validate(&["-v"], None).contains(warning));
 }
+
+#[test]
+fn json_output_is_one_object_per_line_with_epochs_report_and_errors() {
+    let dir = std::env::temp_dir().join(format!("gradus-json-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.display().to_string();
+    let (ok, stdout, stderr) = gradus(&["run", "--out", &out, "--json", "--set", "train.epochs=2"]);
+    assert!(ok, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["epoch", "epoch", "report"], "{stdout}");
+    assert_eq!(events[1]["epoch"], 2);
+    assert!(events[0]["train_loss"].is_number());
+    assert_eq!(events[2]["run_dir"], out.as_str());
+    assert!(events[2]["test_accuracy"].as_f64().unwrap() > 0.5);
+    // Bad input: exit 2 and the error as JSON naming its path.
+    let (ok, stdout, _) = gradus(&["validate", "/nonexistent/p.json", "--json"]);
+    assert!(!ok);
+    let error: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(error["error"]["path"], "/nonexistent/p.json");
+    let _ = std::fs::remove_dir_all(&dir);
+}
