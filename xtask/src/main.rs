@@ -14,7 +14,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR]>\n  ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command\n  tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV\n  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  package every publishable crate packaged and verified (built from its .crate), then\n          `cargo publish --dry-run`\n  man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)"
+    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR] | msrv>\n  ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command\n  tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV\n  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)\n  package every publishable crate packaged and verified (built from its .crate), then\n          `cargo publish --dry-run`\n  man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)\n  msrv    `cargo check --workspace --all-targets` with the toolchain of `rust-version`"
 }
 
 fn root() -> PathBuf {
@@ -69,6 +69,7 @@ fn main() -> ExitCode {
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
             Some("package") => package::package(&sh, &root()),
             Some("man") => package::man(&sh, &root(), std::env::args().nth(2)),
+            Some("msrv") => package::msrv(&sh, &root()),
             _ => Err(usage().to_string()),
         }
     });
