@@ -15,7 +15,7 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR] | fuzz N [--seed S] | pages>
+    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR] | msrv | fuzz N [--seed S] | pages>
   ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command
   tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV
   bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)
@@ -24,6 +24,7 @@ fn usage() -> &'static str {
   man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)
   fuzz    N mutated pipelines through the release `gradus validate` (and `run` on what it
           accepts) -> target/gradus-fuzz/report.json; fails on any panic, abort or timeout
+  msrv    `cargo check` of the workspace with the declared minimum toolchain (rustup)
   pages   report.html and compare.html checked in headless Chromium, screenshots -> docs/images/"
 }
 
@@ -108,6 +109,7 @@ fn main() -> ExitCode {
             Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
             Some("package") => package::package(&sh, &root()),
             Some("man") => package::man(&sh, &root(), std::env::args().nth(2)),
+            Some("msrv") => package::msrv(&sh, &root()),
             _ => Err(usage().to_string()),
         }
     });

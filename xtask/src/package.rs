@@ -1,5 +1,6 @@
 //! `cargo xtask package`: every publishable crate packaged and verified the way crates.io would
-//! build it, then `cargo publish --dry-run`; `cargo xtask man [DIR]`: the man pages of `gradus`.
+//! build it, then `cargo publish --dry-run`; `cargo xtask msrv`: the workspace checked with the
+//! toolchain of its `rust-version`; `cargo xtask man [DIR]`: the man pages of `gradus`.
 //!
 //! `cargo package --workspace` (cargo 1.90 and later) packages the crates in dependency order
 //! and verifies each by building its `.crate` alone, against the already packaged workspace
@@ -72,6 +73,28 @@ pub fn package(sh: &Shell, root: &Path) -> Result<(), String> {
          the publish dry run; the .crate files are in {}",
         verify.join("package").display()
     );
+    Ok(())
+}
+
+/// `cargo check --workspace --all-targets --locked` with the toolchain named by the
+/// workspace's `rust-version` (installed with `rustup toolchain install VERSION --profile
+/// minimal`), in `target/msrv`: the check a declared `rust-version` cannot give, since a
+/// dependency may need a newer compiler than it declares.
+pub fn msrv(sh: &Shell, root: &Path) -> Result<(), String> {
+    let version = crate::tidy::workspace_rust_version(root);
+    if version.is_empty() {
+        return Err("Cargo.toml has no workspace.package.rust-version".to_string());
+    }
+    let target = root.join("target").join("msrv");
+    cmd!(
+        sh,
+        "rustup run {version} cargo check --workspace --all-targets --locked --target-dir {target}"
+    )
+    .run()
+    .map_err(|e| {
+        format!("{e}\n(is the toolchain installed? rustup toolchain install {version} --profile minimal)")
+    })?;
+    println!("msrv: the workspace builds with Rust {version}");
     Ok(())
 }
 

@@ -5,6 +5,10 @@
 //! Architecture Invariant: algorithm crates depend on `gradus-core` and Candle only, never on
 //! each other; `gradus-core` depends on no Gradus crate; nothing depends on the runner.
 //!
+//! The MSRV check sees declared `rust-version`s only: a dependency that declares none but
+//! needs a newer compiler (candle-core 0.11.1 needs 1.94) is found by `cargo xtask msrv`,
+//! which compiles the workspace with the workspace's toolchain.
+//!
 //! Architecture Invariant: every crate under `crates/` can be published on its own: its
 //! manifest has the metadata crates.io shows, its package holds both license files and its
 //! README, and nothing it compiles is read from outside its folder.
@@ -268,7 +272,7 @@ fn check_includes(root: &Path, problems: &mut Vec<String>) {
 }
 
 /// `rust-version` of `[workspace.package]` in the root manifest ("" when missing).
-fn workspace_rust_version(root: &Path) -> String {
+pub fn workspace_rust_version(root: &Path) -> String {
     std::fs::read_to_string(root.join("Cargo.toml"))
         .ok()
         .and_then(|t| t.parse::<toml::Value>().ok())
