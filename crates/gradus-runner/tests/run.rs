@@ -33,6 +33,24 @@ fn small_pipeline(epochs: usize, batching: Value) -> Value {
 }
 
 /// metrics.csv without the wall-clock column.
+/// Trains the 3-epoch small pipeline (mini-batches of 64) into `dir/run`, quietly.
+fn small_run(dir: &Path) -> (PathBuf, std::process::Output) {
+    let pipeline = write(
+        dir,
+        "p.json",
+        &small_pipeline(3, json!({"type": "mini_batch", "batch_size": 64})),
+    );
+    let run = dir.join("run");
+    let out = gradus(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    (run, out)
+}
+
 fn metrics_without_time(run: &Path) -> Vec<String> {
     std::fs::read_to_string(run.join("metrics.csv"))
         .unwrap()
@@ -44,19 +62,7 @@ fn metrics_without_time(run: &Path) -> Vec<String> {
 #[test]
 fn a_small_run_writes_the_whole_run_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write(
-        dir.path(),
-        "p.json",
-        &small_pipeline(3, json!({"type": "mini_batch", "batch_size": 64})),
-    );
-    let run = dir.path().join("run");
-    let out = gradus(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (run, out) = small_run(dir.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -112,6 +118,7 @@ fn a_small_run_writes_the_whole_run_folder() {
     assert_eq!(resolved["train"]["accumulate"], 1, "defaults are filled in");
     assert_eq!(metrics_without_time(&run).len(), 4);
     // A second run into the same folder is refused rather than mixing two runs.
+    let pipeline = dir.path().join("p.json");
     let again = gradus(&[
         "run",
         pipeline.to_str().unwrap(),
@@ -483,19 +490,7 @@ fn compare_overlays_two_runs() {
 #[test]
 fn the_run_report_page_is_self_contained_and_complete() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = write(
-        dir.path(),
-        "p.json",
-        &small_pipeline(3, json!({"type": "mini_batch", "batch_size": 64})),
-    );
-    let run = dir.path().join("run");
-    let out = gradus(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--out",
-        run.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let (run, out) = small_run(dir.path());
     assert!(
         out.status.success(),
         "{}",
