@@ -133,6 +133,70 @@ fn check_headers(root: &Path, problems: &mut Vec<String>) {
     }
 }
 
+/// Files whose whole content is test support: they may use any device.
+fn is_test_support(file: &Path) -> bool {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name == "testing.rs"
+        || name == "tests.rs"
+        || name == "proptests.rs"
+        || name.ends_with("_tests.rs")
+}
+
+/// The lines of `text` where `Device::Cpu` is used without a reason: outside comments, before the
+/// file's `#[cfg(test)]` module, not a device test (`matches!(…, Device::Cpu)`, a match arm), and
+/// with no `host-side:` comment on the line or the three lines above it.
+fn unexplained_cpu_devices(text: &str) -> Vec<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("#[cfg(test)]"))
+        .unwrap_or(lines.len());
+    let mut found = Vec::new();
+    for (i, line) in lines[..end].iter().enumerate() {
+        let code = line.trim_start();
+        if code.starts_with("//") || !code.contains("Device::Cpu") {
+            continue;
+        }
+        let is_test = code.contains("matches!(") || code.contains("Device::Cpu =>");
+        let explained = lines[i.saturating_sub(3)..=i]
+            .iter()
+            .any(|l| l.contains("host-side:"));
+        if !is_test && !explained {
+            found.push(i + 1);
+        }
+    }
+    found
+}
+
+/// Library code creates its tensors on the parameters' (or the caller's) device: a hidden
+/// `Device::Cpu` would break a GPU run. Where the CPU is meant (host-side data, state-dict
+/// scalars, CPU-only fused kernels, the CLI's default) a `host-side:` comment says why.
+fn check_cpu_devices(root: &Path, problems: &mut Vec<String>) {
+    let mut files = Vec::new();
+    for dir in crate_dirs(root) {
+        rust_files(&dir.join("src"), &mut files);
+    }
+    for file in files.into_iter().filter(|f| !is_test_support(f)) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
+        for line in unexplained_cpu_devices(&text) {
+            problems.push(format!(
+                "{shown}:{line}: `Device::Cpu` in library code: create tensors on the \
+                 parameters' device, or say why the CPU is meant in a `host-side:` comment"
+            ));
+        }
+    }
+}
+
 /// Every tidy problem found under `root` (the checks that read files only).
 pub fn check(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
@@ -140,6 +204,7 @@ pub fn check(root: &Path) -> Vec<String> {
     check_headers(root, &mut problems);
     check_metadata(root, &mut problems);
     check_includes(root, &mut problems);
+    check_cpu_devices(root, &mut problems);
     problems
 }
 
@@ -398,6 +463,23 @@ mod tests {
         assert_eq!(msrv_problems("1.88", &metadata).len(), 4);
         assert_eq!(rust_version("1.87.1"), Some((1, 87, 1)));
         assert_eq!(rust_version("1.x"), None);
+    }
+
+    #[test]
+    fn a_hidden_cpu_device_is_reported_unless_explained() {
+        let text = "//! m\n\
+            /// `Device::Cpu` in a doc comment\n\
+            fn a() { let d = Device::Cpu; }\n\
+            // host-side: state-dict scalars live on the host\n\
+            fn b() { let d = Device::Cpu; }\n\
+            fn c(x: &Tensor) -> bool { matches!(x.device(), Device::Cpu) }\n\
+            fn e() { let d = Device::Cpu; } // host-side: the CLI's default\n\
+            #[cfg(test)]\n\
+            mod tests { fn t() { let d = Device::Cpu; } }\n";
+        assert_eq!(unexplained_cpu_devices(text), [3]);
+        assert!(is_test_support(Path::new("crates/x/src/testing.rs")));
+        assert!(is_test_support(Path::new("crates/x/src/conv2d_tests.rs")));
+        assert!(!is_test_support(Path::new("crates/x/src/linear.rs")));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) fn classification(
     let num_classes = labels.iter().max().map_or(0, |&m| m as usize + 1);
     let n = labels.len();
     Ok(Dataset {
+        // host-side: datasets live on the host; the runner moves each batch to the model's device.
         features: Tensor::from_vec(features, shape, &Device::Cpu)?,
         targets: Tensor::from_vec(labels, n, &Device::Cpu)?,
         task: Task::Classification { num_classes },
@@ -30,6 +31,7 @@ pub(crate) fn regression(
     check_rows(shape, targets.len())?;
     let n = targets.len();
     Ok(Dataset {
+        // host-side: datasets live on the host; the runner moves each batch to the model's device.
         features: Tensor::from_vec(features, shape, &Device::Cpu)?,
         targets: Tensor::from_vec(targets, (n, 1), &Device::Cpu)?,
         task: Task::Regression,

@@ -312,6 +312,7 @@ pub struct Controls {
 impl RunSpec {
     /// Builds the optimizer (over a fresh parameter at `start`), schedule and clip of this run.
     pub fn controls(&self, start: &Point) -> Result<Controls> {
+        // host-side: the lab's small 2-D problems run on the CPU.
         let var = Var::new(&start[..], &Device::Cpu)?;
         let params = vec![NamedVar::new("xy", var)];
         let mut optimizer = gradus_optim::build_optimizer(

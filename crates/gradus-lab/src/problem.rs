@@ -233,6 +233,7 @@ pub fn check_finite(path: &str, key: &str, value: f64, positive: bool) -> Result
 /// The gradient of [`Problem::value_tensor`] at `p` by Candle's autograd (`None` when the
 /// problem has no tensor form).
 pub fn autograd_gradient(problem: &dyn Problem, p: Point) -> Result<Option<Point>> {
+    // host-side: the lab's small 2-D problems run on the CPU.
     let var = candle_core::Var::new(&p[..], &candle_core::Device::Cpu)?;
     let Some(value) = problem.value_tensor(var.as_tensor())? else {
         return Ok(None);

@@ -100,6 +100,7 @@ pub fn run_one(problem: &dyn Problem, start: Point, steps: usize, spec: &RunSpec
 /// optimizer saw.
 fn apply_step(controls: &mut Controls, var: &Var, g: Point) -> Result<Point> {
     let mut grads = GradStore::default();
+    // host-side: the lab's small 2-D problems run on the CPU.
     grads.insert(var.as_tensor(), Tensor::new(&g[..], &Device::Cpu)?);
     if let Some(clip) = &controls.clip {
         clip.apply(&controls.params, &mut grads)?;

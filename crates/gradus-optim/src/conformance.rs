@@ -39,6 +39,7 @@ fn build_on(
 }
 
 fn vars(dtype: DType) -> Result<Vec<NamedVar>> {
+    // host-side: the conformance suite runs where the fused kernels are, on the CPU.
     let dev = Device::Cpu;
     let w = Tensor::new(&[[0.5f64, -1.0, 2.0], [1.5, -0.25, 0.75]], &dev)?.to_dtype(dtype)?;
     let b = Tensor::new(&[0.3f64, -0.7], &dev)?.to_dtype(dtype)?;
@@ -128,6 +129,7 @@ fn best_ratio(
 ) -> Result<f64> {
     let mut best = f64::INFINITY;
     for lr in [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0] {
+        // host-side: the conformance suite runs where the fused kernels are, on the CPU.
         let x = Var::new(start, &Device::Cpu)?;
         let params = vec![NamedVar::new("x", x.clone())];
         let mut opt = build_on(&config(name, Some(lr)), path, &params)?;
@@ -198,6 +200,7 @@ pub fn check_state_round_trip(name: &str, path: UpdatePath, dir: &std::path::Pat
         })
         .collect::<Result<Vec<_>>>()?;
     let mut resumed = build_on(&config(name, None), path, &copies)?;
+    // host-side: the conformance suite runs where the fused kernels are, on the CPU.
     resumed.load_state_dict(&gradus_core::StateDict::load(&file, &Device::Cpu)?)?;
     for step in 0..3 {
         opt.step(&grads_for(&params)?)?;

@@ -107,6 +107,7 @@ impl Case {
                         actual: vec![p.data.len()],
                     });
                 }
+                // host-side: golden replays are defined on the CPU.
                 let t = Tensor::from_vec(p.data.clone(), p.shape.as_slice(), &Device::Cpu)?
                     .to_dtype(dtype)?;
                 Ok(NamedVar::new(format!("params.{i}"), Var::from_tensor(&t)?))
@@ -160,6 +161,7 @@ pub fn replay_with(
                     actual: vec![g.len()],
                 });
             }
+            // host-side: golden replays are defined on the CPU.
             let t = Tensor::from_vec(g.clone(), dims.as_slice(), &Device::Cpu)?
                 .to_dtype(p.var.dtype())?;
             store.insert(p.var.as_tensor(), t);

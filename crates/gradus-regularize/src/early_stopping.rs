@@ -295,6 +295,7 @@ impl EarlyStopping {
             Some(BestWeights::Checkpoint(path)) => {
                 let device = params
                     .first()
+                    // host-side: no parameter to follow; nothing is loaded then.
                     .map_or(Device::Cpu, |p| p.var.device().clone());
                 loaded = StateDict::load(path, &device)?;
                 &loaded

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use gradus_core::{Error, Result, SeededRng, StateDict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -84,12 +85,17 @@ fn preprocess_state(exp: &Experiment) -> StateDict {
 }
 
 /// The identity of a run: a hash of its resolved pipeline (seed included; the run folder's own
-/// path left out, so a moved folder keeps it), written into every file of its checkpoints so
-/// that files from another run, or another seed, are rejected.
+/// path and its `device` left out, so a moved folder keeps it and a run may resume on another
+/// device), written into every file of its checkpoints so that files from another run, or
+/// another seed, are rejected.
 pub fn run_id(exp: &Experiment) -> String {
     let mut resolved = exp.pipeline.resolved();
     if let Some(output) = resolved.get_mut("output").and_then(Value::as_object_mut) {
         output.remove("dir");
+    }
+    // Where a run trains is not what it is: a run may resume on another device.
+    if let Some(fields) = resolved.as_object_mut() {
+        fields.remove("device");
     }
     // serde_json's objects are sorted maps: the text is canonical.
     let text = resolved.to_string();
@@ -278,7 +284,8 @@ pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
     let run = run_id(exp);
     let model = StateDict::load_checked(dir.join(MODEL), &device, &run)?;
     let optimizer = StateDict::load_checked(dir.join(OPTIMIZER), &device, &run)?;
-    let preprocess = StateDict::load_checked(dir.join(PREPROCESS), &device, &run)?;
+    // host-side: the fitted preprocessors transform the data pipeline's host tensors.
+    let preprocess = StateDict::load_checked(dir.join(PREPROCESS), &Device::Cpu, &run)?;
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state = decode_state(&text, &state_path, &run)?;

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use candle_core::DType;
 use clap::{ArgAction, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::device::DeviceSpec;
 use crate::overrides::Override;
 use crate::replay::{replay_file, UpdatePath};
 use crate::run::Failure;
@@ -49,6 +50,10 @@ enum Command {
         /// `--set optimizer.lr=0.01 --set model.layers.0.out=64`; recorded in pipeline.json.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<Override>,
+        /// Where to train: cpu, cuda, cuda:N, metal (overrides the pipeline's `device`; a GPU
+        /// needs gradus built with the `cuda` or `metal` feature).
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<DeviceSpec>,
         /// One JSON object per line on stdout (epoch events, the final report, errors as
         /// {"error": {"path", "message"}}) instead of text; see docs/pipeline.md.
         #[arg(long)]
@@ -58,6 +63,10 @@ enum Command {
     Resume {
         /// The run folder.
         run_dir: PathBuf,
+        /// Where to train: cpu, cuda, cuda:N, metal (default: the run's `device`; a GPU
+        /// needs gradus built with the `cuda` or `metal` feature).
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<DeviceSpec>,
         /// One JSON object per line on stdout (epoch events, the final report, errors as
         /// {"error": {"path", "message"}}) instead of text; see docs/pipeline.md.
         #[arg(long)]
@@ -70,6 +79,10 @@ enum Command {
         /// Change a field of the pipeline before validating it, as `run --set` does.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<Override>,
+        /// Where to train: cpu, cuda, cuda:N, metal (overrides the pipeline's `device`; a GPU
+        /// needs gradus built with the `cuda` or `metal` feature).
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<DeviceSpec>,
         /// One JSON object per line on stdout (a `valid` event, or an error as
         /// {"error": {"path", "message"}}) instead of text.
         #[arg(long)]
@@ -220,6 +233,17 @@ fn finished(dir: PathBuf, report: &crate::train::Report) -> String {
     lines.join("\n")
 }
 
+/// The `--set` overrides with `--device` as the last one, so that the flag wins.
+fn with_device(mut overrides: Vec<Override>, device: Option<DeviceSpec>) -> Vec<Override> {
+    if let Some(device) = device {
+        overrides.push(Override {
+            path: "device".into(),
+            value: serde_json::Value::String(device.to_string()),
+        });
+    }
+    overrides
+}
+
 fn run(cli: Cli) -> Result<String, Failure> {
     let bad = Failure::BadInput;
     let quiet = cli.quiet > 0;
@@ -229,11 +253,12 @@ fn run(cli: Cli) -> Result<String, Failure> {
             out,
             seed,
             set,
+            device,
             json,
         } => {
             let (dir, report) = crate::run::run(
                 pipeline.as_deref(),
-                &set,
+                &with_device(set, device),
                 out,
                 seed,
                 console(quiet, json),
@@ -241,17 +266,26 @@ fn run(cli: Cli) -> Result<String, Failure> {
             )?;
             outcome(dir, &report, json)
         }
-        Command::Resume { run_dir, json } => {
-            let (dir, report) =
-                crate::run::resume(&run_dir, console(quiet, json), interrupt_flag())?;
+        Command::Resume {
+            run_dir,
+            device,
+            json,
+        } => {
+            let (dir, report) = crate::run::resume_with(
+                &run_dir,
+                &with_device(Vec::new(), device),
+                console(quiet, json),
+                interrupt_flag(),
+            )?;
             outcome(dir, &report, json)
         }
         Command::Validate {
             pipeline,
             set,
+            device,
             json,
         } => {
-            let summary = crate::run::validate(&pipeline, &set)?;
+            let summary = crate::run::validate(&pipeline, &with_device(set, device))?;
             Ok(if json {
                 let fields = serde_json::json!({
                     "pipeline": pipeline.display().to_string(),

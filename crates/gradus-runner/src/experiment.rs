@@ -24,6 +24,7 @@ use crate::train::Controls;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
 
+use crate::device::DeviceSpec;
 use crate::pipeline::Pipeline;
 
 /// When a schedule steps.
@@ -41,7 +42,7 @@ pub struct Experiment {
     pub pipeline: Pipeline,
     /// Parameter and feature dtype.
     pub dtype: DType,
-    /// Device (the CPU).
+    /// The device of the model, its parameters and the optimizer state (`device`).
     pub device: Device,
     /// What the targets mean.
     pub task: Task,
@@ -75,6 +76,14 @@ pub struct Experiment {
     pub early_stopping: Option<EarlyStopping>,
 }
 
+impl Experiment {
+    /// `t` (a batch of the host-side data pipeline) on the model's device; on the CPU the
+    /// same tensor, uncopied.
+    pub fn on_device(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.to_device(&self.device)?)
+    }
+}
+
 fn num_samples(d: &Dataset) -> usize {
     d.features.dims().first().copied().unwrap_or(0)
 }
@@ -97,7 +106,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     } else {
         DType::F32
     };
-    let device = Device::Cpu;
+    let device = DeviceSpec::parse(&pipeline.device, "device")?.open("device")?;
 
     let (source, rest) = resolve::<DataSourceKind>(&pipeline.data.source, "data.source")?;
     let dataset = (source.build)(&rest, "data.source")

@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod compare;
+pub mod device;
 pub mod experiment;
 pub mod fuzz;
 pub mod html;

@@ -49,6 +49,10 @@ pub struct Pipeline {
     /// Outputs.
     #[serde(default)]
     pub output: OutputSection,
+    /// Where the model trains: `"cpu"` (default), `"cuda"`, `"cuda:N"`, `"metal"`; the
+    /// `--device` flag overrides it. See [`crate::device`].
+    #[serde(default = "default_device")]
+    pub device: String,
 }
 
 /// `data`: where samples come from and how they are prepared.
@@ -160,6 +164,10 @@ fn default_batching() -> Value {
     json!({"type": "mini_batch", "batch_size": 32, "shuffle": true})
 }
 
+fn default_device() -> String {
+    "cpu".to_string()
+}
+
 fn default_dtype() -> String {
     "f32".to_string()
 }
@@ -206,6 +214,7 @@ impl Pipeline {
         if pipeline.train.eval_batch_size == 0 {
             return Err(Error::config("train.eval_batch_size", "must be at least 1"));
         }
+        crate::device::DeviceSpec::parse(&pipeline.device, "device")?;
         if !matches!(pipeline.model.dtype.as_str(), "f32" | "f64") {
             return Err(Error::config(
                 "model.dtype",

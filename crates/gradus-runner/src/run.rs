@@ -228,6 +228,17 @@ pub fn resume(
     console: Console,
     interrupt: Interrupt,
 ) -> std::result::Result<(PathBuf, Report), Failure> {
+    resume_with(dir, &[], console, interrupt)
+}
+
+/// [`resume`] with `overrides` applied to the run's pipeline first (`gradus resume --device`:
+/// fields that do not change what the run computes; the run identity rejects any other).
+pub fn resume_with(
+    dir: &Path,
+    overrides: &[Override],
+    console: Console,
+    interrupt: Interrupt,
+) -> std::result::Result<(PathBuf, Report), Failure> {
     let pipeline_path = dir.join("pipeline.json");
     if !pipeline_path.exists() {
         return Err(Failure::BadInput(Error::config(
@@ -236,7 +247,8 @@ pub fn resume(
         )));
     }
     let _lock = lock_run_folder(dir).map_err(Failure::BadInput)?;
-    let pipeline = load_pipeline(Some(&pipeline_path)).map_err(Failure::BadInput)?;
+    let pipeline =
+        load_pipeline_with(Some(&pipeline_path), overrides).map_err(Failure::BadInput)?;
     let mut exp = build(pipeline).map_err(Failure::BadInput)?;
     let checkpoint = crate::checkpoint::locate_for_resume(&dir.join("checkpoints").join("last"))
         .map_err(Failure::BadInput)?;

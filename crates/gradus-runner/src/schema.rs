@@ -78,6 +78,9 @@ pub fn pipeline_schema() -> Result<Value> {
         "properties": {
             "name": {"type": "string"},
             "seed": {"type": "integer", "minimum": 0, "default": 42},
+            "device": {"type": "string", "default": "cpu",
+                "pattern": "^(cpu|cuda(:[0-9]+)?|metal(:[0-9]+)?)$",
+                "description": "Where the model trains (the --device flag overrides it)"},
             "data": {"type": "object", "additionalProperties": false, "properties": {
                 "source": {"$ref": "#/$defs/data_source"},
                 "split": {"type": "object", "additionalProperties": false, "properties": {

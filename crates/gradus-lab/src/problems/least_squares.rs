@@ -131,6 +131,7 @@ impl Problem for LeastSquares {
 
     fn value_tensor(&self, xy: &Tensor) -> Result<Option<Tensor>> {
         let (w, b) = coords(xy)?;
+        // host-side: the lab's small 2-D problems run on the CPU.
         let x = Tensor::new(self.x.as_slice(), &Device::Cpu)?;
         let y = Tensor::new(self.y.as_slice(), &Device::Cpu)?;
         let r = (x.broadcast_mul(&w)?.broadcast_add(&b)? - y)?;

@@ -62,6 +62,7 @@ impl Features {
         Ok(Tensor::from_vec(
             values,
             self.shape.as_slice(),
+            // host-side: preprocessors fit and transform the host-side data pipeline.
             &Device::Cpu,
         )?)
     }
@@ -109,6 +110,7 @@ pub(crate) fn load(state: &StateDict, names: &[&str], what: &str) -> Result<Vec<
         .map(|name| {
             Ok(state
                 .require(name, &shape)?
+                // host-side: preprocessors fit and transform the host-side data pipeline.
                 .to_device(&Device::Cpu)?
                 .to_dtype(DType::F64)?)
         })

@@ -197,6 +197,7 @@ impl Preprocessor for PcaWhiten {
             })
             .collect();
         let components: Vec<f64> = vectors[..k].iter().flatten().copied().collect();
+        // host-side: preprocessors fit and transform the host-side data pipeline.
         let dev = Device::Cpu;
         self.fit = Some(Fit::new(
             features.tensor(mean)?,

@@ -313,6 +313,7 @@ impl GradScaler {
 
     /// `scale` (f32, 0-dim) and `growth_tracker` (u32, 0-dim), bit-exact.
     pub fn state_dict(&self) -> Result<StateDict> {
+        // host-side: state-dict scalars are host values.
         let device = candle_core::Device::Cpu;
         let mut sd = StateDict::new();
         sd.insert("scale", Tensor::new(self.scale, &device)?);

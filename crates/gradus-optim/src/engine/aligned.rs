@@ -88,6 +88,7 @@ impl StateBuf {
     /// The buffer as a CPU tensor of shape `dims` (a copy, so later steps do not change it).
     pub fn to_tensor(&self, dims: &[usize]) -> Result<Tensor> {
         Ok(match self {
+            // host-side: the fused kernels' aligned buffers are CPU memory.
             StateBuf::F32(b) => Tensor::from_slice(b.as_slice(), dims, &Device::Cpu)?,
             StateBuf::F64(b) => Tensor::from_slice(b.as_slice(), dims, &Device::Cpu)?,
         })

@@ -13,6 +13,7 @@ use crate::engine::rule::{ParamState, Rule};
 const FINGERPRINT: &str = "fingerprint";
 
 fn scalar(value: f64) -> Result<Tensor> {
+    // host-side: state-dict scalars (counters, checksums) are host values.
     Ok(Tensor::new(value, &Device::Cpu)?)
 }
 
@@ -32,6 +33,7 @@ fn fingerprint(param: &NamedVar) -> Result<Tensor> {
         hasher.update(&v.to_le_bytes());
     }
     let count = values.len() as u32;
+    // host-side: state-dict scalars (counters, checksums) are host values.
     Ok(Tensor::new(&[hasher.finalize(), count], &Device::Cpu)?)
 }
 

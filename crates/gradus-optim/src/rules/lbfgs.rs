@@ -499,6 +499,7 @@ impl Lbfgs {
 
 fn rows(list: &[Vec<f64>], n: usize) -> Result<Tensor> {
     let flat: Vec<f64> = list.iter().flatten().copied().collect();
+    // host-side: L-BFGS keeps its history as host f64 vectors (the gradients are read back each evaluation).
     Ok(Tensor::from_vec(flat, (list.len(), n), &Device::Cpu)?)
 }
 
@@ -562,6 +563,7 @@ impl Optimizer for Lbfgs {
     /// `H_diag`, `prev_flat_grad` (once set), `prev_loss`, `n_iter`, `func_evals` (f64), and
     /// `param_groups.0.lr`.
     fn state_dict(&self) -> Result<StateDict> {
+        // host-side: L-BFGS keeps its history as host f64 vectors (the gradients are read back each evaluation).
         let (st, n, cpu) = (&self.state, self.numel(), &Device::Cpu);
         let mut sd = StateDict::new();
         let d = if st.d.is_empty() {

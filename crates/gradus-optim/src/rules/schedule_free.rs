@@ -250,6 +250,7 @@ impl<R: ScheduleFreeRule> Optimizer for ScheduleFree<R> {
         let mode = if self.train_mode { 1.0 } else { 0.0 };
         sd.insert(
             TRAIN_MODE_KEY,
+            // host-side: state-dict scalars are host values.
             Tensor::new(mode, &candle_core::Device::Cpu)?,
         );
         Ok(sd)

@@ -76,6 +76,7 @@ fn training_pass(exp: &mut Experiment, indices: &[u32], rng: &mut SeededRng) -> 
         }
         (augmented, targets)
     };
+    let (x, targets) = (exp.on_device(&x)?, exp.on_device(&targets)?);
     let mut ctx = ForwardContext { train: true, rng };
     let out = exp.model.forward(&x, &mut ctx)?;
     let mut loss = exp.loss.compute(&out, &targets).map_err(|e| {
@@ -108,8 +109,8 @@ fn evaluation_pass(exp: &mut Experiment, rng: &mut SeededRng) -> Result<()> {
     if take == 0 {
         return Ok(());
     }
-    let x = val.features.narrow(0, 0, take)?;
-    let y = val.targets.narrow(0, 0, take)?;
+    let x = exp.on_device(&val.features.narrow(0, 0, take)?)?;
+    let y = exp.on_device(&val.targets.narrow(0, 0, take)?)?;
     let mut ctx = ForwardContext { train: false, rng };
     let out = exp.model.forward(&x, &mut ctx)?;
     exp.loss.compute(&out, &y).map_err(|e| {

@@ -30,8 +30,8 @@ pub fn evaluate(exp: &mut Experiment, data: &Dataset) -> Result<(f64, Option<f64
     let step = exp.pipeline.train.eval_batch_size.max(1);
     for start in (0..n).step_by(step) {
         let len = step.min(n - start);
-        let x = data.features.narrow(0, start, len)?;
-        let y = data.targets.narrow(0, start, len)?;
+        let x = exp.on_device(&data.features.narrow(0, start, len)?)?;
+        let y = exp.on_device(&data.targets.narrow(0, start, len)?)?;
         let mut ctx = ForwardContext {
             train: false,
             rng: &mut rng,

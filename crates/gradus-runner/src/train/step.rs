@@ -99,11 +99,17 @@ fn training_batch(
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let (x, y) = gradus_data::gather(exp.loader.dataset(), indices)?;
     let x = x.to_dtype(exp.dtype)?;
-    if exp.augment.is_empty() {
-        return Ok((x, y.clone(), y));
-    }
-    let (x, targets) = augment_batch(exp, &x, &y, &mut state.augment_rng)?;
-    Ok((x, y, targets))
+    // Augmentation runs on the host; the batch moves to the model's device afterwards.
+    let (x, targets) = if exp.augment.is_empty() {
+        (x, y.clone())
+    } else {
+        augment_batch(exp, &x, &y, &mut state.augment_rng)?
+    };
+    Ok((
+        exp.on_device(&x)?,
+        exp.on_device(&y)?,
+        exp.on_device(&targets)?,
+    ))
 }
 
 /// The loss plus every regularizer's penalty, and the penalties' sum.

@@ -295,6 +295,7 @@ impl AveragedModel {
         let device = self.averages.first().map(|t| t.device().clone());
         sd.insert(
             N_AVERAGED,
+            // host-side: state-dict scalars are host values (no parameter to follow).
             Tensor::new(count, &device.unwrap_or(candle_core::Device::Cpu))?,
         );
         Ok(sd)
