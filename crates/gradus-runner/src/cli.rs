@@ -393,6 +393,7 @@ fn print_result(text: &str) {
 /// Parses the process arguments, runs the command, prints its output or the whole error
 /// chain, and returns the exit code. A binary that links plugin crates calls this from `main`.
 pub fn main() -> ExitCode {
+    crate::threads::quiet_candle_workers();
     let cli = Cli::parse();
     init_logger(cli.verbose, cli.quiet);
     let json = cli.command.json();

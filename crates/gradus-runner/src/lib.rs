@@ -21,6 +21,7 @@ pub mod replay;
 pub mod run;
 pub mod schema;
 pub mod signals;
+pub mod threads;
 pub mod train;
 
 // Name every component crate so that the linker keeps their registrations.
