@@ -15,10 +15,12 @@ use xshell::{cmd, Shell};
 const TEST_COMMAND: &[&str] = &["test", "--workspace", "--locked"];
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <ci | tidy | bench [--quick] | package | man [DIR] | msrv | fuzz N [--seed S] | pages>
+    "usage: cargo xtask <ci | tidy | bench [--quick] [--against-torch PYTHON] | package | man [DIR] | msrv | fuzz N [--seed S] | pages>
   ci      fmt check, clippy -D warnings, package (no verify), tidy, the README test command
   tidy    dependency direction, `//!` headers, crate metadata, includes, locked MSRV
-  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json} (--quick: short run)
+  bench   optimizer benchmarks -> target/gradus-bench/summary.{md,json}, training speed ->
+          train.{md,json} (--quick: short run; --against-torch PYTHON: the PyTorch twins of
+          benches/torch/ too, ratios -> train-vs-torch.md)
   package every publishable crate packaged and verified (built from its .crate), then
           `cargo publish --dry-run`
   man     man pages of `gradus` (gradus.1, gradus-run.1, ...) -> DIR (default target/man)
@@ -106,7 +108,7 @@ fn main() -> ExitCode {
             Some("tidy") => tidy_report(),
             Some("pages") => pages::run(&sh, &root()),
             Some("fuzz") => fuzz(&sh, &std::env::args().skip(2).collect::<Vec<_>>()),
-            Some("bench") => bench::run(&sh, &root(), std::env::args().any(|a| a == "--quick")),
+            Some("bench") => bench::run(&sh, &root(), &bench::Options::from_args()),
             Some("package") => package::package(&sh, &root()),
             Some("man") => package::man(&sh, &root(), std::env::args().nth(2)),
             Some("msrv") => package::msrv(&sh, &root()),
