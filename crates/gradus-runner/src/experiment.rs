@@ -309,7 +309,8 @@ fn optimizer_controls(
             return Err(Error::config(
                 "batching",
                 format!(
-                    "`{name}` re-evaluates the loss over the same samples in every step (a                      closure): it needs {{\"type\": \"full\"}} batching, got {}",
+                    "`{name}` re-evaluates the loss over the same samples in every step (a \
+                     closure): it needs {{\"type\": \"full\"}} batching, got {}",
                     pipeline.batching
                 ),
             ));
@@ -324,7 +325,8 @@ fn optimizer_controls(
             return Err(Error::config(
                 "clip",
                 format!(
-                    "`{name}` searches along its own direction with the true gradients:                      clipping them is not supported"
+                    "`{name}` searches along its own direction with the true gradients: \
+                     clipping them is not supported"
                 ),
             ));
         }
@@ -343,7 +345,8 @@ fn optimizer_controls(
                 return Err(Error::config(
                     "train.sam",
                     format!(
-                        "sam perturbs the weights with each batch's gradient: it cannot be                          combined with train.accumulate = {} (use 1)",
+                        "sam perturbs the weights with each batch's gradient: it cannot be \
+                         combined with train.accumulate = {} (use 1)",
                         pipeline.train.accumulate
                     ),
                 ));
@@ -359,21 +362,10 @@ fn optimizer_controls(
                 return Err(Error::config(
                     "train.averaging",
                     format!(
-                        "`{name}` already averages its iterates (it is evaluated at its own                          averaged point): drop train.averaging or use another optimizer"
+                        "`{name}` already averages its iterates (it is evaluated at its own \
+                         averaged point): drop train.averaging or use another optimizer"
                     ),
                 ));
-            }
-            if let AveragingConfig::Swa(c) = &config {
-                let start = c.first_epoch();
-                if start > pipeline.train.epochs as u64 {
-                    return Err(Error::config(
-                        "train.averaging.start_epoch",
-                        format!(
-                            "start_epoch {start} is after the last epoch ({}): nothing would                              be averaged",
-                            pipeline.train.epochs
-                        ),
-                    ));
-                }
             }
             Some(RunAveraging {
                 model: AveragedModel::new(params, config)?,
