@@ -1,6 +1,6 @@
 //! Checkpoints: model weights and buffers, optimizer state, schedule and RNG state,
-//! preprocessing statistics, the averaged weights (`train.averaging`: `averaged.safetensors`)
-//! and the metrics so far. Each checkpoint is a folder
+//! preprocessing statistics, the averaged weights (`train.averaging`: `averaged.safetensors`),
+//! the loss scale (`train.loss_scale`: `loss_scale.safetensors`) and the metrics so far. Each checkpoint is a folder
 //! (`checkpoints/last`, `checkpoints/best`) replaced as a whole: it is written beside the old one
 //! and swapped in by renames, every file itself written atomically, so an interrupted save
 //! never leaves a mix of two epochs.
@@ -59,6 +59,7 @@ const OPTIMIZER: &str = "optimizer.safetensors";
 const PREPROCESS: &str = "preprocess.safetensors";
 const STATE: &str = "state.json";
 const AVERAGED: &str = "averaged.safetensors";
+const LOSS_SCALE: &str = "loss_scale.safetensors";
 
 /// Weights (by parameter name) and buffers (`buffers.<layer>.<name>`) of the model; the weights
 /// share storage with the parameters, so write the state out before the next optimizer step.
@@ -235,6 +236,11 @@ pub fn save(exp: &Experiment, state: &TrainingState, dir: &Path) -> Result<()> {
         };
         file.save_tagged(staging.join(AVERAGED), &run)?;
     }
+    if let Some(scaler) = &exp.controls.scaler {
+        scaler
+            .state_dict()?
+            .save_tagged(staging.join(LOSS_SCALE), &run)?;
+    }
     let json = encode_state(state, &run)?;
     gradus_core::state_dict::write_atomically(&staging.join(STATE), &json)?;
     if dir.exists() {
@@ -296,6 +302,14 @@ pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
         Some(_) => Some(StateDict::load_checked(dir.join(AVERAGED), &device, &run)?),
         None => None,
     };
+    let loss_scale = match exp.controls.scaler {
+        Some(_) => Some(StateDict::load_checked(
+            dir.join(LOSS_SCALE),
+            &device,
+            &run,
+        )?),
+        None => None,
+    };
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state = decode_state(&text, &state_path, &run)?;
@@ -310,6 +324,9 @@ pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
     }
     if let Some(file) = &averaged {
         averaged::load_averaged_file(exp, file)?;
+    }
+    if let (Some(scaler), Some(saved)) = (exp.controls.scaler.as_mut(), loss_scale.as_ref()) {
+        scaler.load_state_dict(saved)?;
     }
     if let (Some(avg), Some(saved)) = (exp.averaging.as_ref(), state.swa_schedule.as_ref()) {
         let mut schedule = averaged::build_swa_schedule(avg, exp.optimizer.as_mut())?;

@@ -23,6 +23,7 @@ use gradus_optim::guard::{GuardConfig, NonFiniteGuard};
 use crate::train::averaged::RunAveraging;
 use crate::train::Controls;
 use gradus_optim::averaging::{AveragedModel, AveragingConfig};
+use gradus_optim::loss_scale::{GradScaler, LossScaleConfig};
 use gradus_optim::sam::SamConfig;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
@@ -232,7 +233,27 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         other => gradus_core::config::parse_config(other, "train.non_finite")?,
     };
     let guard = NonFiniteGuard::new(guard_config).map_err(|e| e.at("train.non_finite"))?;
-    let controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
+    let mut controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
+    if let Some(v) = &pipeline.train.loss_scale {
+        let config = LossScaleConfig::parse(v, "train.loss_scale")?;
+        let refuse = if pipeline.train.sam.is_some() {
+            Some("sam (its perturbation is taken from unscaled gradients)".to_string())
+        } else if optimizer.needs_closure() {
+            Some(format!(
+                "`{}` (it drives its own evaluations)",
+                optimizer.algorithm()
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = refuse {
+            return Err(Error::config(
+                "train.loss_scale",
+                format!("loss scaling is not supported with {what}"),
+            ));
+        }
+        controls.scaler = Some(GradScaler::new(&config).map_err(|e| e.at("train.loss_scale"))?);
+    }
     let early_stopping = pipeline
         .train
         .early_stopping

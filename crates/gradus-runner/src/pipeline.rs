@@ -120,6 +120,11 @@ pub struct TrainSection {
     /// (pytorch-optimizer's `SAM`): two forward/backward passes per step. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sam: Option<Value>,
+    /// Loss scaling (`torch.amp.GradScaler`): `"dynamic"`, an object of its settings
+    /// (`init_scale`, `growth_factor`, `backoff_factor`, `growth_interval`) or a fixed positive
+    /// number. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<Value>,
 }
 
 impl Default for TrainSection {
@@ -133,6 +138,7 @@ impl Default for TrainSection {
             terminate_on_non_finite: false,
             averaging: None,
             sam: None,
+            loss_scale: None,
         }
     }
 }

@@ -70,6 +70,14 @@ pub fn pipeline_schema() -> Result<Value> {
         "rho": {"type": "number", "minimum": 0, "default": 0.05},
         "adaptive": {"type": "boolean", "default": false},
         "perturb_eps": {"type": "number", "minimum": 0, "default": 1e-12}}});
+    let loss_scale = json!({"oneOf": [
+        {"const": "dynamic"},
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "object", "additionalProperties": false, "properties": {
+            "init_scale": {"type": "number", "default": 65536.0},
+            "growth_factor": {"type": "number", "default": 2.0},
+            "backoff_factor": {"type": "number", "default": 0.5},
+            "growth_interval": {"type": "integer", "minimum": 1, "default": 2000}}}]});
     let defs = json!({
         "optimizer": one_of(&["optimizer"], &[("groups", groups), ("path", update_path.clone())])?,
         "schedule": one_of(&["schedule"], &[("per", per)])?,
@@ -119,7 +127,8 @@ pub fn pipeline_schema() -> Result<Value> {
                 "early_stopping": {"type": "object"},
                 "eval_batch_size": {"type": "integer", "minimum": 1, "default": 512},
                 "averaging": averaging,
-                "sam": sam}},
+                "sam": sam,
+                "loss_scale": loss_scale}},
             "output": {"type": "object", "additionalProperties": false, "properties": {
                 "dir": {"type": "string"},
                 "checkpoint_every": {"type": "integer", "minimum": 0, "default": 1},

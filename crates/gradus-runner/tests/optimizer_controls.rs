@@ -531,3 +531,68 @@ fn a_pipeline_schedule_runs_before_swa_and_swalr_from_start_epoch() {
     // step: 0.05, 0.025 after epochs 1 and 2; SWALR (no annealing) from the end of epoch 3.
     assert_eq!(lr, [0.05, 0.025, 0.02, 0.02]);
 }
+
+/// A power-of-two loss scale changes no bit of an f32 run (scaling and unscaling are exact);
+/// `report.json` gives the final scale.
+#[test]
+fn dynamic_loss_scaling_by_a_power_of_two_trains_bit_identically() {
+    let plain = digits(
+        json!({"type": "adam", "lr": 0.003}),
+        json!({"epochs": 2}),
+        64,
+        true,
+    );
+    let mut scaled = plain.clone();
+    scaled["train"]["loss_scale"] = json!({"init_scale": 1024.0, "growth_interval": 5});
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<PathBuf> = [("plain", &plain), ("scaled", &scaled)]
+        .iter()
+        .map(|(name, p)| {
+            let path = write(dir.path(), &format!("{name}.json"), p);
+            let run = dir.path().join(name);
+            let out = run_quiet(&path, &run);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            run
+        })
+        .collect();
+    assert_eq!(
+        metrics_without_time(&runs[0]),
+        metrics_without_time(&runs[1])
+    );
+    let model = "checkpoints/last/model.safetensors";
+    assert_eq!(bits(&runs[0].join(model)), bits(&runs[1].join(model)));
+    // 2 epochs of 16 updates, growing x2 every 5 good steps: 1024 · 2^6.
+    assert_eq!(report(&runs[1])["loss_scale"], json!(65536.0));
+    assert!(report(&runs[0]).get("loss_scale").is_none());
+}
+
+/// A scale that overflows the loss skips steps and backs off until the gradients are finite;
+/// the scale resumes bit-identically from `loss_scale.safetensors`.
+#[test]
+fn an_overflowing_loss_scale_skips_steps_backs_off_and_resumes_bit_identically() {
+    let pipeline = digits(
+        json!({"type": "sgd", "lr": 0.05}),
+        json!({"epochs": 3, "loss_scale": {"init_scale": 1e38, "growth_interval": 10000}}),
+        4,
+        false,
+    );
+    let mut files = vec!["checkpoints/last/loss_scale.safetensors"];
+    files.extend(&AVERAGED_FILES[..2]);
+    let (whole, _dir) = assert_resume_is_bit_identical(&pipeline, &files);
+    let first = &metrics_without_time(&whole)[1];
+    let skipped: usize = first.split(',').nth(8).unwrap().parse().unwrap();
+    assert!(skipped > 0, "{first}");
+    let scale = report(&whole)["loss_scale"].as_f64().unwrap();
+    assert!(scale < 1e38, "{scale}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut bad = pipeline.clone();
+    bad["train"]["sam"] = json!({});
+    let file = write(dir.path(), "bad.json", &bad);
+    let out = gradus(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("at train.loss_scale"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -53,6 +53,9 @@ pub struct Report {
     /// `training`, `ema` or `swa` (`train.averaging`), `eval_point` (a schedule-free
     /// optimizer's averaged point).
     pub evaluated_weights: String,
+    /// The loss scale at the end (`train.loss_scale`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
     /// Why training ended.
     pub stopped_because: String,
     /// The first epoch (1-based) whose training loss was infinite or NaN, if any.
@@ -130,6 +133,7 @@ pub fn finish(
         best_epoch: state.best.map(|(e, _)| e),
         epochs_run: state.epochs_done,
         evaluated_weights,
+        loss_scale: exp.controls.scaler.as_ref().map(|s| s.current_scale()),
         stopped_because: stopped_because(exp, state, &stop, &opts.console),
         non_finite_loss_epoch: non_finite_loss_epoch(state),
         terminated_on_non_finite: terminated,

@@ -141,7 +141,7 @@ pub fn forward_backward(
     let (objective, penalty) = timed(&mut timing.regularizer_seconds, || {
         with_penalties(&exp.regularizers, &exp.params, loss)
     })?;
-    let grads = objective.backward()?;
+    let grads = exp.controls.scale(objective)?.backward()?;
     Ok(Pass {
         output,
         loss: loss_value,
@@ -269,6 +269,14 @@ fn update(
     epoch: usize,
     timing: &mut StepTiming,
 ) -> Result<UpdateRecord> {
+    // Loss scaling: unscaled before clipping; a non-finite unscaled gradient skips the step.
+    if exp.controls.unscale(exp.optimizer.as_ref(), &mut grads)? {
+        exp.controls.update_scale()?;
+        return Ok(UpdateRecord {
+            grad_norm: f64::INFINITY,
+            skipped: true,
+        });
+    }
     let grad_norm = timed(&mut timing.clip_seconds, || {
         exp.controls.clip(&exp.params, &mut grads)
     })?;
@@ -276,6 +284,7 @@ fn update(
         exp.controls
             .update(objective, &grads, exp.optimizer.as_mut())
     })?;
+    exp.controls.update_scale()?;
     let skipped = verdict != Verdict::Proceed;
     if !skipped {
         after_update(exp, epoch, timing)?;
