@@ -596,3 +596,29 @@ fn an_overflowing_loss_scale_skips_steps_backs_off_and_resumes_bit_identically()
         text(&out.stderr)
     );
 }
+
+/// SAM's applied gradients (the second pass's) go through the non-finite guard: a diverging
+/// SAM run skips its non-finite steps and keeps finite weights.
+#[test]
+fn the_guard_checks_sams_second_pass() {
+    let pipeline = digits(
+        json!({"type": "sgd", "lr": 1e30}),
+        json!({"epochs": 1, "sam": {"rho": 0.05}, "non_finite": "skip"}),
+        64,
+        false,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "p.json", &pipeline);
+    let run = dir.path().join("run");
+    let out = run_quiet(&path, &run);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let row = &metrics_without_time(&run)[1];
+    let skipped: usize = row.split(',').nth(8).unwrap().parse().unwrap();
+    assert!(skipped > 0, "{row}");
+    for (name, values) in bits(&run.join("checkpoints/last/model.safetensors")) {
+        assert!(
+            values.iter().all(|b| f64::from_bits(*b).is_finite()),
+            "{name} is not finite"
+        );
+    }
+}
