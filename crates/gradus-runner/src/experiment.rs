@@ -20,10 +20,9 @@ use gradus_loss::build_loss;
 use gradus_optim::clip::ClipConfig;
 use gradus_optim::guard::{GuardConfig, NonFiniteGuard};
 
+use crate::optimizer_controls;
 use crate::train::averaged::RunAveraging;
 use crate::train::Controls;
-use gradus_optim::averaging::{AveragedModel, AveragingConfig};
-use gradus_optim::loss_scale::{GradScaler, LossScaleConfig};
 use gradus_optim::sam::SamConfig;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
@@ -234,26 +233,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     };
     let guard = NonFiniteGuard::new(guard_config).map_err(|e| e.at("train.non_finite"))?;
     let mut controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
-    if let Some(v) = &pipeline.train.loss_scale {
-        let config = LossScaleConfig::parse(v, "train.loss_scale")?;
-        let refuse = if pipeline.train.sam.is_some() {
-            Some("sam (its perturbation is taken from unscaled gradients)".to_string())
-        } else if optimizer.needs_closure() {
-            Some(format!(
-                "`{}` (it drives its own evaluations)",
-                optimizer.algorithm()
-            ))
-        } else {
-            None
-        };
-        if let Some(what) = refuse {
-            return Err(Error::config(
-                "train.loss_scale",
-                format!("loss scaling is not supported with {what}"),
-            ));
-        }
-        controls.scaler = Some(GradScaler::new(&config).map_err(|e| e.at("train.loss_scale"))?);
-    }
+    controls.scaler = optimizer_controls::loss_scale(&pipeline, optimizer.as_ref())?;
     let early_stopping = pipeline
         .train
         .early_stopping
@@ -283,7 +263,8 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         }
     }
 
-    let (sam, averaging) = optimizer_controls(&pipeline, optimizer.as_ref(), &params)?;
+    let (sam, averaging) =
+        optimizer_controls::sam_and_averaging(&pipeline, optimizer.as_ref(), &params)?;
 
     let (batching, rest) = resolve::<BatchingKind>(&pipeline.batching, "batching")?;
     let batching = (batching.build)(&rest, "batching").map_err(|e| e.at("batching"))?;
@@ -313,89 +294,6 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         sam,
         averaging,
     })
-}
-
-/// `train.sam` and `train.averaging`, checked against the optimizer and the rest of the
-/// pipeline; and, for an optimizer that needs a closure (L-BFGS), the batching and controls it
-/// can run with.
-fn optimizer_controls(
-    pipeline: &Pipeline,
-    optimizer: &dyn Optimizer,
-    params: &[NamedVar],
-) -> Result<(Option<SamConfig>, Option<RunAveraging>)> {
-    let name = optimizer.algorithm().to_string();
-    if optimizer.needs_closure() {
-        let batching = pipeline.batching.get("type").and_then(Value::as_str);
-        if batching != Some("full") {
-            return Err(Error::config(
-                "batching",
-                format!(
-                    "`{name}` re-evaluates the loss over the same samples in every step (a \
-                     closure): it needs {{\"type\": \"full\"}} batching, got {}",
-                    pipeline.batching
-                ),
-            ));
-        }
-        if pipeline.train.accumulate > 1 {
-            return Err(Error::config(
-                "train.accumulate",
-                format!("`{name}` takes whole-training-set steps: accumulation must be 1"),
-            ));
-        }
-        if pipeline.clip.is_some() {
-            return Err(Error::config(
-                "clip",
-                format!(
-                    "`{name}` searches along its own direction with the true gradients: \
-                     clipping them is not supported"
-                ),
-            ));
-        }
-    }
-    let sam = match &pipeline.train.sam {
-        None => None,
-        Some(v) => {
-            let config = SamConfig::parse(v, "train.sam")?;
-            if optimizer.needs_closure() {
-                return Err(Error::config(
-                    "train.sam",
-                    format!("sam wraps a first-order optimizer; `{name}` drives its own steps"),
-                ));
-            }
-            if pipeline.train.accumulate > 1 {
-                return Err(Error::config(
-                    "train.sam",
-                    format!(
-                        "sam perturbs the weights with each batch's gradient: it cannot be \
-                         combined with train.accumulate = {} (use 1)",
-                        pipeline.train.accumulate
-                    ),
-                ));
-            }
-            Some(config)
-        }
-    };
-    let averaging = match &pipeline.train.averaging {
-        None => None,
-        Some(v) => {
-            let config = AveragingConfig::parse(v, "train.averaging")?;
-            if optimizer.has_eval_point() {
-                return Err(Error::config(
-                    "train.averaging",
-                    format!(
-                        "`{name}` already averages its iterates (it is evaluated at its own \
-                         averaged point): drop train.averaging or use another optimizer"
-                    ),
-                ));
-            }
-            Some(RunAveraging {
-                model: AveragedModel::new(params, config)?,
-                swa_schedule: None,
-                file: None,
-            })
-        }
-    };
-    Ok((sam, averaging))
 }
 
 /// A summary of the built model: one line per layer with its output shape, and the parameter count.

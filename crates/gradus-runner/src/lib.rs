@@ -13,6 +13,7 @@ pub mod html;
 pub mod lab;
 pub mod list;
 pub mod metrics;
+pub mod optimizer_controls;
 pub mod overrides;
 pub mod pipeline;
 pub mod plots;
