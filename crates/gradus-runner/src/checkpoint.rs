@@ -1,5 +1,6 @@
 //! Checkpoints: model weights and buffers, optimizer state, schedule and RNG state,
-//! preprocessing statistics, and the metrics so far. Each checkpoint is a folder
+//! preprocessing statistics, the averaged weights (`train.averaging`: `averaged.safetensors`),
+//! the loss scale (`train.loss_scale`: `loss_scale.safetensors`) and the metrics so far. Each checkpoint is a folder
 //! (`checkpoints/last`, `checkpoints/best`) replaced as a whole: it is written beside the old one
 //! and swapped in by renames, every file itself written atomically, so an interrupted save
 //! never leaves a mix of two epochs.
@@ -13,6 +14,7 @@ use serde_json::Value;
 
 use crate::experiment::Experiment;
 use crate::metrics::EpochMetrics;
+use crate::train::averaged;
 
 /// The JSON part of a checkpoint (`state.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +34,9 @@ pub struct TrainingState {
     pub best: Option<(usize, f64)>,
     /// Steps skipped by the non-finite guard so far.
     pub skipped_steps: usize,
+    /// The state of SWA's `SWALR` schedule, once built (`train.averaging` SWA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swa_schedule: Option<Value>,
 }
 
 /// Serde for the best epoch and its value, the value possibly non-finite.
@@ -54,6 +59,8 @@ const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const PREPROCESS: &str = "preprocess.safetensors";
 const STATE: &str = "state.json";
+const AVERAGED: &str = "averaged.safetensors";
+const LOSS_SCALE: &str = "loss_scale.safetensors";
 
 /// Weights (by parameter name) and buffers (`buffers.<layer>.<name>`) of the model; the weights
 /// share storage with the parameters, so write the state out before the next optimizer step.
@@ -228,6 +235,18 @@ pub fn save(exp: &Experiment, state: &TrainingState, dir: &Path) -> Result<()> {
         .state_dict()?
         .save_tagged(staging.join(OPTIMIZER), &run)?;
     preprocess_state(exp).save_tagged(staging.join(PREPROCESS), &run)?;
+    if let Some(avg) = &exp.averaging {
+        let file = match &avg.file {
+            Some(file) => file.clone(),
+            None => averaged::averaged_file(exp)?,
+        };
+        file.save_tagged(staging.join(AVERAGED), &run)?;
+    }
+    if let Some(scaler) = &exp.controls.scaler {
+        scaler
+            .state_dict()?
+            .save_tagged(staging.join(LOSS_SCALE), &run)?;
+    }
     let json = encode_state(state, &run)?;
     gradus_core::state_dict::write_atomically(&staging.join(STATE), &json)?;
     if dir.exists() {
@@ -286,6 +305,18 @@ pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
     let optimizer = StateDict::load_checked(dir.join(OPTIMIZER), &device, &run)?;
     // host-side: the fitted preprocessors transform the data pipeline's host tensors.
     let preprocess = StateDict::load_checked(dir.join(PREPROCESS), &Device::Cpu, &run)?;
+    let averaged = match exp.averaging {
+        Some(_) => Some(StateDict::load_checked(dir.join(AVERAGED), &device, &run)?),
+        None => None,
+    };
+    let loss_scale = match exp.controls.scaler {
+        Some(_) => Some(StateDict::load_checked(
+            dir.join(LOSS_SCALE),
+            &device,
+            &run,
+        )?),
+        None => None,
+    };
     let state_path = dir.join(STATE);
     let text = std::fs::read_to_string(&state_path).map_err(|e| Error::io(&state_path, e))?;
     let state = decode_state(&text, &state_path, &run)?;
@@ -298,7 +329,25 @@ pub fn load(exp: &mut Experiment, dir: &Path) -> Result<TrainingState> {
     for (i, p) in exp.preprocessors.iter_mut().enumerate() {
         p.load_state(&preprocess.sub(&i.to_string()))?;
     }
+    if let Some(file) = &averaged {
+        averaged::load_averaged_file(exp, file)?;
+    }
+    if let (Some(scaler), Some(saved)) = (exp.controls.scaler.as_mut(), loss_scale.as_ref()) {
+        scaler.load_state_dict(saved)?;
+    }
+    if let (Some(avg), Some(saved)) = (exp.averaging.as_ref(), state.swa_schedule.as_ref()) {
+        let mut schedule = averaged::build_swa_schedule(avg, exp.optimizer.as_mut())?;
+        schedule.load_state(saved)?;
+        if let Some(avg) = exp.averaging.as_mut() {
+            avg.swa_schedule = Some(schedule);
+        }
+    }
     Ok(state)
+}
+
+/// Path of the averaged weights (`train.averaging`) inside a checkpoint folder.
+pub fn averaged_file(dir: &Path) -> PathBuf {
+    dir.join(AVERAGED)
 }
 
 /// Path of the model weights inside a checkpoint folder.

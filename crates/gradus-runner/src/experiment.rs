@@ -20,7 +20,10 @@ use gradus_loss::build_loss;
 use gradus_optim::clip::ClipConfig;
 use gradus_optim::guard::{GuardConfig, NonFiniteGuard};
 
+use crate::optimizer_controls;
+use crate::train::averaged::RunAveraging;
 use crate::train::Controls;
+use gradus_optim::sam::SamConfig;
 use gradus_regularize::EarlyStopping;
 use serde_json::Value;
 
@@ -74,6 +77,10 @@ pub struct Experiment {
     pub controls: Controls,
     /// Early stopping.
     pub early_stopping: Option<EarlyStopping>,
+    /// Sharpness-aware minimization around the optimizer (`train.sam`).
+    pub sam: Option<SamConfig>,
+    /// Weight averaging (`train.averaging`).
+    pub averaging: Option<RunAveraging>,
 }
 
 impl Experiment {
@@ -234,7 +241,8 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         other => gradus_core::config::parse_config(other, "train.non_finite")?,
     };
     let guard = NonFiniteGuard::new(guard_config).map_err(|e| e.at("train.non_finite"))?;
-    let controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
+    let mut controls = Controls::new(clip, pipeline.train.accumulate, guard, &params)?;
+    controls.scaler = optimizer_controls::loss_scale(&pipeline, optimizer.as_ref())?;
     let early_stopping = pipeline
         .train
         .early_stopping
@@ -264,6 +272,9 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         }
     }
 
+    let (sam, averaging) =
+        optimizer_controls::sam_and_averaging(&pipeline, optimizer.as_ref(), &params)?;
+
     let (batching, rest) = resolve::<BatchingKind>(&pipeline.batching, "batching")?;
     let batching = (batching.build)(&rest, "batching").map_err(|e| e.at("batching"))?;
     if num_samples(&train) == 0 {
@@ -289,6 +300,8 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         regularizers,
         controls,
         early_stopping,
+        sam,
+        averaging,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod html;
 pub mod lab;
 pub mod list;
 pub mod metrics;
+pub mod optimizer_controls;
 pub mod overrides;
 pub mod pipeline;
 pub mod plots;

@@ -41,6 +41,11 @@ pub struct EpochMetrics {
     /// Wall-clock seconds spent on the epoch.
     #[serde(with = "gradus_core::json_float")]
     pub seconds: f64,
+    /// Which weights the validation metrics evaluated when not the training weights: `ema` or
+    /// `swa` (`train.averaging`, once averaging has begun), `eval_point` (a schedule-free
+    /// optimizer's averaged point `x`). Not a `metrics.csv` column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// The CSV header, in field order.

@@ -115,6 +115,20 @@ pub struct TrainSection {
     /// the run then ends with exit code 3 and `stopped_because` saying so. Default: `false` (the
     /// run continues; `report.json` records the first epoch with a non-finite loss).
     pub terminate_on_non_finite: bool,
+    /// Weight averaging: `{"type": "ema", "decay": 0.999}` or `{"type": "swa", "start_epoch":
+    /// N, "swa_lr": X}` (`torch.optim.swa_utils`); validation and test metrics evaluate the
+    /// averaged weights once averaging has begun. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub averaging: Option<Value>,
+    /// Sharpness-aware minimization around the optimizer: `{"rho": 0.05, "adaptive": false}`
+    /// (pytorch-optimizer's `SAM`): two forward/backward passes per step. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sam: Option<Value>,
+    /// Loss scaling (`torch.amp.GradScaler`): `"dynamic"`, an object of its settings
+    /// (`init_scale`, `growth_factor`, `backoff_factor`, `growth_interval`) or a fixed positive
+    /// number. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<Value>,
 }
 
 impl Default for TrainSection {
@@ -126,6 +140,9 @@ impl Default for TrainSection {
             early_stopping: None,
             eval_batch_size: 512,
             terminate_on_non_finite: false,
+            averaging: None,
+            sam: None,
+            loss_scale: None,
         }
     }
 }

@@ -57,6 +57,27 @@ pub fn pipeline_schema() -> Result<Value> {
         "required": ["params"]}});
     let per = json!({"enum": ["epoch", "step"], "default": "epoch"});
     let update_path = json!({"enum": ["auto", "fused", "reference"], "default": "auto"});
+    let averaging = json!({"oneOf": [
+        {"type": "object", "additionalProperties": false, "required": ["type"], "properties": {
+            "type": {"const": "ema"}, "decay": {"type": "number", "default": 0.999}}},
+        {"type": "object", "additionalProperties": false,
+         "required": ["type", "start_epoch", "swa_lr"], "properties": {
+            "type": {"const": "swa"}, "start_epoch": {"type": "integer", "minimum": 1},
+            "swa_lr": {"type": "number", "minimum": 0},
+            "anneal_epochs": {"type": "integer", "minimum": 0, "default": 10},
+            "anneal_strategy": {"enum": ["cos", "linear"], "default": "cos"}}}]});
+    let sam = json!({"type": "object", "additionalProperties": false, "properties": {
+        "rho": {"type": "number", "minimum": 0, "default": 0.05},
+        "adaptive": {"type": "boolean", "default": false},
+        "perturb_eps": {"type": "number", "minimum": 0, "default": 1e-12}}});
+    let loss_scale = json!({"oneOf": [
+        {"const": "dynamic"},
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "object", "additionalProperties": false, "properties": {
+            "init_scale": {"type": "number", "default": 65536.0},
+            "growth_factor": {"type": "number", "default": 2.0},
+            "backoff_factor": {"type": "number", "default": 0.5},
+            "growth_interval": {"type": "integer", "minimum": 1, "default": 2000}}}]});
     let defs = json!({
         "optimizer": one_of(&["optimizer"], &[("groups", groups), ("path", update_path.clone())])?,
         "schedule": one_of(&["schedule"], &[("per", per)])?,
@@ -107,7 +128,10 @@ pub fn pipeline_schema() -> Result<Value> {
                 "accumulate": {"type": "integer", "minimum": 1, "default": 1},
                 "non_finite": {"oneOf": [{"enum": ["error", "skip", "rollback"]}, {"type": "object"}]},
                 "early_stopping": {"type": "object"},
-                "eval_batch_size": {"type": "integer", "minimum": 1, "default": 512}}},
+                "eval_batch_size": {"type": "integer", "minimum": 1, "default": 512},
+                "averaging": averaging,
+                "sam": sam,
+                "loss_scale": loss_scale}},
             "output": {"type": "object", "additionalProperties": false, "properties": {
                 "dir": {"type": "string"},
                 "checkpoint_every": {"type": "integer", "minimum": 0, "default": 1},

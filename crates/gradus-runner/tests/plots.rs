@@ -23,6 +23,7 @@ fn epoch(epoch: usize, loss: f64, acc: Option<f64>, with_val: bool) -> EpochMetr
         penalty: 0.0,
         skipped_steps: 0,
         seconds: 0.1,
+        weights: None,
     }
 }
 

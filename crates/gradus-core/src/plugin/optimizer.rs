@@ -126,6 +126,26 @@ pub trait Optimizer: Send {
         false
     }
 
+    /// Whether a step needs a closure that re-evaluates the loss and gradients
+    /// ([`Optimizer::step_with_closure`]; L-BFGS, torch's `step(closure)`), so that a plain
+    /// [`Optimizer::step`] is an error. Default: `false`.
+    fn needs_closure(&self) -> bool {
+        false
+    }
+
+    /// One step driven by `closure`, which returns `(loss, gradients)` at the current
+    /// parameters and may be called several times (a line search); returns the loss of the
+    /// first call. The default calls it once and steps with its gradients, as torch's
+    /// `step(closure)` of a first-order optimizer.
+    fn step_with_closure(
+        &mut self,
+        closure: &mut dyn FnMut() -> Result<(f64, GradStore)>,
+    ) -> Result<f64> {
+        let (loss, grads) = closure()?;
+        self.step(&grads)?;
+        Ok(loss)
+    }
+
     /// The update path this optimizer takes. An optimizer with a single implementation (the
     /// default) reports [`UpdatePath::Auto`].
     fn update_path(&self) -> UpdatePath {

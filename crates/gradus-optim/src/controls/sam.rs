@@ -49,7 +49,7 @@
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use gradus_core::config::{join_path, parse_config};
-use gradus_core::{Error, Optimizer, Result, StateDict};
+use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -113,7 +113,78 @@ pub struct Sam {
     config: SamConfig,
     inner: Box<dyn Optimizer>,
     /// The weights before `first_step`, while perturbed.
-    saved: Option<Vec<(Var, Tensor)>>,
+    saved: Option<Perturbation>,
+}
+
+/// SAM's first step over a list of parameters, undone by [`Perturbation::restore`]: the
+/// weights `w + e_w` of the module docs, with `w` kept bit for bit. [`Sam`] is this plus the
+/// inner optimizer's step; a training loop that owns its optimizer elsewhere (the runner)
+/// perturbs with it, takes the second pass, restores, and steps.
+#[derive(Debug)]
+pub struct Perturbation {
+    saved: Vec<(Var, Tensor)>,
+}
+
+impl Perturbation {
+    /// Moves every parameter of `params` that has a gradient in `grads` (the gradients at `w`)
+    /// to `w + e_w`. Every update is computed before any weight changes, so an error leaves
+    /// them as they were.
+    pub fn apply(config: &SamConfig, params: &[NamedVar], grads: &GradStore) -> Result<Self> {
+        let factor = factor(config, params, grads)?;
+        let mut updates = Vec::new();
+        for p in params {
+            let w = p.var.as_tensor();
+            let Some(g) = grads.get(w) else { continue };
+            if g.dims() != w.dims() {
+                return Err(Error::ShapeMismatch {
+                    context: format!("sam gradient of `{}`", p.name),
+                    expected: w.dims().to_vec(),
+                    actual: g.dims().to_vec(),
+                });
+            }
+            let g = g.to_dtype(w.dtype())?;
+            let scale = Tensor::new(factor, w.device())?.to_dtype(w.dtype())?;
+            let direction = if config.adaptive { (w.sqr()? * g)? } else { g };
+            let e_w = direction.broadcast_mul(&scale)?;
+            updates.push((p.var.clone(), w.copy()?, (w + e_w)?));
+        }
+        let mut saved = Vec::with_capacity(updates.len());
+        for (var, old, new) in updates {
+            var.set(&new)?;
+            saved.push((var, old));
+        }
+        Ok(Perturbation { saved })
+    }
+
+    /// Puts the weights back to `w`, bit for bit.
+    pub fn restore(self) -> Result<()> {
+        for (var, old) in &self.saved {
+            var.set(old)?;
+        }
+        Ok(())
+    }
+}
+
+/// `f32(rho / n)`, the factor of the perturbation, from the gradients at `w`.
+fn factor(config: &SamConfig, params: &[NamedVar], grads: &GradStore) -> Result<f32> {
+    let mut sum_sq = 0f32;
+    for p in params {
+        let w = p.var.as_tensor();
+        let Some(g) = grads.get(w) else { continue };
+        let up = |t: &Tensor| match t.dtype() {
+            DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
+            _ => Ok(t.clone()),
+        };
+        let mut g = up(g)?;
+        if config.adaptive {
+            g = (g * up(w)?.abs()?)?;
+        }
+        let norm = g.sqr()?.sum_all()?.sqrt()?.to_dtype(DType::F64)?;
+        let norm = norm.to_scalar::<f64>()? as f32;
+        sum_sq += norm * norm;
+    }
+    let n = sum_sq.sqrt() + config.perturb_eps as f32;
+    Ok((1.0 / n) * config.rho as f32)
 }
 
 impl Sam {
@@ -152,28 +223,6 @@ impl Sam {
         self.saved.is_some()
     }
 
-    /// `f32(rho / n)`, the factor of the perturbation, from the gradients at `w`.
-    fn factor(&self, grads: &GradStore) -> Result<f32> {
-        let mut sum_sq = 0f32;
-        for p in self.inner.params() {
-            let w = p.var.as_tensor();
-            let Some(g) = grads.get(w) else { continue };
-            let up = |t: &Tensor| match t.dtype() {
-                DType::F16 | DType::BF16 => t.to_dtype(DType::F32),
-                _ => Ok(t.clone()),
-            };
-            let mut g = up(g)?;
-            if self.config.adaptive {
-                g = (g * up(w)?.abs()?)?;
-            }
-            let norm = g.sqr()?.sum_all()?.sqrt()?.to_dtype(DType::F64)?;
-            let norm = norm.to_scalar::<f64>()? as f32;
-            sum_sq += norm * norm;
-        }
-        let n = sum_sq.sqrt() + self.config.perturb_eps as f32;
-        Ok((1.0 / n) * self.config.rho as f32)
-    }
-
     /// Perturbs the weights: `w ← w + e_w`, from the gradients `grads` at `w`.
     pub fn first_step(&mut self, grads: &GradStore) -> Result<()> {
         if self.saved.is_some() {
@@ -181,35 +230,8 @@ impl Sam {
                 "sam first_step called twice without second_step".into(),
             ));
         }
-        let factor = self.factor(grads)?;
-        let mut updates = Vec::new();
-        for p in self.inner.params() {
-            let w = p.var.as_tensor();
-            let Some(g) = grads.get(w) else { continue };
-            if g.dims() != w.dims() {
-                return Err(Error::ShapeMismatch {
-                    context: format!("sam gradient of `{}`", p.name),
-                    expected: w.dims().to_vec(),
-                    actual: g.dims().to_vec(),
-                });
-            }
-            let g = g.to_dtype(w.dtype())?;
-            let scale = Tensor::new(factor, w.device())?.to_dtype(w.dtype())?;
-            let direction = if self.config.adaptive {
-                (w.sqr()? * g)?
-            } else {
-                g
-            };
-            let e_w = direction.broadcast_mul(&scale)?;
-            updates.push((p.var.clone(), w.copy()?, (w + e_w)?));
-        }
-        // Every update is computed before any weight changes, so an error leaves them as they were.
-        let mut saved = Vec::with_capacity(updates.len());
-        for (var, old, new) in updates {
-            var.set(&new)?;
-            saved.push((var, old));
-        }
-        self.saved = Some(saved);
+        let params = self.inner.params();
+        self.saved = Some(Perturbation::apply(&self.config, &params, grads)?);
         Ok(())
     }
 
@@ -219,9 +241,7 @@ impl Sam {
         let saved = self.saved.take().ok_or_else(|| {
             Error::Unsupported("sam second_step called without first_step".into())
         })?;
-        for (var, old) in &saved {
-            var.set(old)?;
-        }
+        saved.restore()?;
         self.inner.step(grads)
     }
 
@@ -237,8 +257,8 @@ impl Sam {
         match closure() {
             Ok((_, perturbed)) => self.second_step(&perturbed)?,
             Err(e) => {
-                for (var, old) in self.saved.take().unwrap_or_default() {
-                    var.set(&old)?;
+                if let Some(saved) = self.saved.take() {
+                    saved.restore()?;
                 }
                 return Err(e);
             }

@@ -531,6 +531,18 @@ impl Optimizer for Lbfgs {
         self.params.clone()
     }
 
+    fn needs_closure(&self) -> bool {
+        true
+    }
+
+    /// [`Lbfgs::step_with_closure`], through the trait (the runner's full batching).
+    fn step_with_closure(
+        &mut self,
+        closure: &mut dyn FnMut() -> Result<(f64, GradStore)>,
+    ) -> Result<f64> {
+        Lbfgs::step_with_closure(self, closure)
+    }
+
     fn group_count(&self) -> usize {
         1
     }

@@ -128,6 +128,9 @@ pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
         line.push_str(&format!(" val_acc {a:.4}"));
     }
     line.push_str(&format!(" lr {:.3e} ({:.2}s)", m.lr, m.seconds));
+    if let Some(w) = &m.weights {
+        line.push_str(&format!(" [evaluated: {w} weights]"));
+    }
     line
 }
 

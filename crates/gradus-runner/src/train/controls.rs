@@ -1,12 +1,15 @@
-//! The controls between the backward pass and the optimizer update, one method each: gradient
+//! The controls between the backward pass and the optimizer update, one method each: loss
+//! scaling (scale before backward, unscale before clipping, the scale's update), gradient
 //! accumulation, clipping (which also measures the gradient norm the metrics record) and the
 //! non-finite guard around the update.
 
 use candle_core::backprop::GradStore;
+use candle_core::Tensor;
 use gradus_core::{NamedVar, Optimizer, Result};
 use gradus_optim::accumulate::{AccumulateConfig, GradAccumulator};
 use gradus_optim::clip::{total_norm, ClipConfig, NormType};
 use gradus_optim::guard::{NonFiniteGuard, Verdict};
+use gradus_optim::loss_scale::GradScaler;
 use gradus_optim::UpdatePath;
 
 /// Accumulation, clipping and the non-finite guard of a pipeline's training steps.
@@ -17,6 +20,8 @@ pub struct Controls {
     pub accumulator: Option<GradAccumulator>,
     /// What a non-finite loss or gradient does to the update (`train.non_finite`).
     pub guard: NonFiniteGuard,
+    /// Loss scaling (`train.loss_scale`, torch.amp.GradScaler semantics).
+    pub scaler: Option<GradScaler>,
 }
 
 impl Controls {
@@ -40,7 +45,33 @@ impl Controls {
             clip,
             accumulator,
             guard,
+            scaler: None,
         })
+    }
+
+    /// The loss the backward pass differentiates: `loss · S` with loss scaling, else `loss`.
+    pub fn scale(&self, loss: Tensor) -> Result<Tensor> {
+        match &self.scaler {
+            Some(scaler) => scaler.scale(&loss),
+            None => Ok(loss),
+        }
+    }
+
+    /// Divides the gradients to apply by the loss scale (before clipping, as torch's
+    /// `scaler.unscale_`); `true` when one of them is not finite, so that the step is skipped.
+    pub fn unscale(&mut self, optimizer: &dyn Optimizer, grads: &mut GradStore) -> Result<bool> {
+        match self.scaler.as_mut() {
+            Some(scaler) => scaler.unscale(optimizer, grads),
+            None => Ok(false),
+        }
+    }
+
+    /// After an update (taken or skipped): the dynamic loss scale backs off or grows.
+    pub fn update_scale(&mut self) -> Result<()> {
+        match self.scaler.as_mut() {
+            Some(scaler) => scaler.update(),
+            None => Ok(()),
+        }
     }
 
     /// Takes one micro-batch's gradients; returns the gradients to apply once enough have been

@@ -127,7 +127,10 @@ fn evaluation_pass(exp: &mut Experiment, rng: &mut SeededRng) -> Result<()> {
 /// for every epoch's, which holds for every built-in batching). A per-epoch schedule is given
 /// a constant metric.
 fn schedule_over_the_run(exp: &mut Experiment, batches_per_epoch: usize) -> Result<()> {
-    let epochs = exp.pipeline.train.epochs;
+    // In SWA's averaging phase `SWALR` drives the learning rate, not the pipeline's schedule.
+    let epochs = (1..=exp.pipeline.train.epochs)
+        .filter(|&e| super::averaged::pipeline_schedule_steps(exp, e))
+        .count();
     let Some((schedule, per)) = exp.schedule.as_mut() else {
         return Ok(());
     };

@@ -1,13 +1,14 @@
-//! One epoch: its batches' training steps, then evaluation on the validation split and a
-//! per-epoch schedule step, summed into the epoch's [`EpochMetrics`] record.
+//! One epoch: its batches' training steps, then SWA's update, evaluation on the validation
+//! split (with the weights the run evaluates: [`super::averaged`]) and a per-epoch schedule
+//! step (`SWALR` in SWA's phase), summed into the epoch's [`EpochMetrics`] record.
 
 use std::time::Instant;
 
 use gradus_core::plugin::data::Task;
 use gradus_core::Result;
 
+use super::averaged;
 use super::console::Console;
-use super::evaluate::evaluate;
 use super::report::Throughput;
 use super::step::{train_step, StepOutcome, StepRecord};
 use crate::checkpoint::TrainingState;
@@ -89,6 +90,8 @@ pub fn run_epoch(
     let epochs = exp.pipeline.train.epochs;
     let batches = exp.loader.epoch_indices(epoch)?;
     let progress = console.epoch(batches.len(), epoch + 1, epochs);
+    // A schedule-free optimizer was left at its eval point by the last evaluation.
+    exp.optimizer.train()?;
     let mut totals = EpochTotals::default();
     for (batch, indices) in batches.iter().enumerate() {
         if interrupt.requested() {
@@ -124,16 +127,24 @@ fn close_epoch(
     totals: &EpochTotals,
     started: Instant,
 ) -> Result<EpochMetrics> {
-    let (val_loss, val_accuracy) = match exp.val.clone() {
-        Some(val) => {
-            let (loss, accuracy) = evaluate(exp, &val)?;
-            (Some(loss), accuracy)
-        }
+    let number = epoch + 1;
+    averaged::end_of_epoch(exp, number)?;
+    // Evaluated and saved at the eval point; `train()` at the next epoch's start.
+    exp.optimizer.eval()?;
+    if exp.optimizer.has_eval_point() {
+        averaged::recompute_batch_norm(exp)?;
+    }
+    let val = exp.val.clone();
+    let (val_loss, val_accuracy) = match averaged::evaluate_split(exp, val.as_ref())? {
+        Some((loss, accuracy)) => (Some(loss), accuracy),
         None => (None, None),
     };
+    let weights = averaged::evaluated_weights(exp);
     let train_loss = totals.mean_loss();
-    if let Some((schedule, SchedulePer::Epoch)) = exp.schedule.as_mut() {
-        schedule.step(exp.optimizer.as_mut(), Some(val_loss.unwrap_or(train_loss)))?;
+    if !averaged::step_swa_schedule(exp, number)? {
+        if let Some((schedule, SchedulePer::Epoch)) = exp.schedule.as_mut() {
+            schedule.step(exp.optimizer.as_mut(), Some(val_loss.unwrap_or(train_loss)))?;
+        }
     }
     Ok(EpochMetrics {
         epoch: epoch + 1,
@@ -146,5 +157,6 @@ fn close_epoch(
         penalty: totals.penalty_sum / totals.batches.max(1) as f64,
         skipped_steps: totals.skipped,
         seconds: started.elapsed().as_secs_f64(),
+        weights,
     })
 }

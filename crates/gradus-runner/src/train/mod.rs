@@ -2,6 +2,7 @@
 //! [`step::train_step`], through the [`controls::Controls`]), then [`record_epoch`] (metrics,
 //! early stopping, best and last checkpoints), then [`report::finish`].
 
+pub mod averaged;
 pub mod console;
 pub mod controls;
 pub mod dry_run;
@@ -58,6 +59,7 @@ pub fn fresh_state(seed: u64) -> TrainingState {
         schedule: None,
         best: None,
         skipped_steps: 0,
+        swa_schedule: None,
     }
 }
 
@@ -136,6 +138,11 @@ fn record_epoch(
         state.best = Some((epoch + 1, value));
     }
     state.schedule = exp.schedule.as_ref().map(|(s, _)| s.state());
+    state.swa_schedule = exp
+        .averaging
+        .as_ref()
+        .and_then(|a| a.swa_schedule.as_ref())
+        .map(|s| s.state());
     let checkpoints = opts.dir.join("checkpoints");
     if improved {
         checkpoint::save(exp, state, &checkpoints.join("best"))?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use gradus_core::{Error, Result};
 use serde::Serialize;
 
+use super::averaged;
 use super::console::Console;
-use super::evaluate::evaluate;
 use super::RunOptions;
 use crate::checkpoint::{self, TrainingState};
 use crate::experiment::Experiment;
@@ -49,6 +49,13 @@ pub struct Report {
     pub best_epoch: Option<usize>,
     /// Epochs completed.
     pub epochs_run: usize,
+    /// Which weights the test metrics (and the last epochs' validation metrics) evaluated:
+    /// `training`, `ema` or `swa` (`train.averaging`), `eval_point` (a schedule-free
+    /// optimizer's averaged point).
+    pub evaluated_weights: String,
+    /// The loss scale at the end (`train.loss_scale`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<f32>,
     /// Why training ended.
     pub stopped_because: String,
     /// The first epoch (1-based) whose training loss was infinite or NaN, if any.
@@ -107,12 +114,13 @@ pub fn finish(
         restore_best(exp, &checkpoints.join("best"))?;
     }
     let (test_loss, test_accuracy) = match exp.test.clone() {
-        Some(test) => {
-            let (loss, accuracy) = evaluate(exp, &test)?;
-            (Some(loss), accuracy)
-        }
+        Some(test) => match averaged::evaluate_split(exp, Some(&test))? {
+            Some((loss, accuracy)) => (Some(loss), accuracy),
+            None => (None, None),
+        },
         None => (None, None),
     };
+    let evaluated_weights = averaged::evaluated_weights(exp).unwrap_or_else(|| "training".into());
     let plots = if exp.pipeline.output.plots && !state.metrics.is_empty() {
         let title = exp.pipeline.name.as_deref().unwrap_or("gradus run");
         crate::plots::write_plots(&opts.dir, &state.metrics, title)?
@@ -124,6 +132,8 @@ pub fn finish(
         test_loss,
         best_epoch: state.best.map(|(e, _)| e),
         epochs_run: state.epochs_done,
+        evaluated_weights,
+        loss_scale: exp.controls.scaler.as_ref().map(|s| s.current_scale()),
         stopped_because: stopped_because(exp, state, &stop, &opts.console),
         non_finite_loss_epoch: non_finite_loss_epoch(state),
         terminated_on_non_finite: terminated,
@@ -223,6 +233,11 @@ fn restore_best(exp: &mut Experiment, best: &Path) -> Result<()> {
     if let Some(dir) = checkpoint::locate(best) {
         let sd = gradus_core::StateDict::load(checkpoint::model_file(&dir), &exp.device)?;
         checkpoint::load_model_state(exp, &sd)?;
+        if exp.averaging.is_some() {
+            let file = checkpoint::averaged_file(&dir);
+            let sd = gradus_core::StateDict::load(file, &exp.device)?;
+            averaged::load_averaged_file(exp, &sd)?;
+        }
     }
     Ok(())
 }
