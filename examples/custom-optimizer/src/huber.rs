@@ -27,7 +27,7 @@ pub struct Huber {
 }
 
 /// Configuration of [`Huber`] (PyTorch's keyword names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HuberConfig {
     /// Where the loss turns from quadratic to linear. Default: `1.0` (torch.nn.HuberLoss).
