@@ -125,7 +125,7 @@ pub fn parameter_groups(config: &Value) -> Value {
     }
     let mut group = json!({"type": "object", "properties": properties, "required": ["params"],
                            "additionalProperties": false});
-    if let Some(all_of) = config.get("allOf") {
+    if let Some(all_of @ Value::Array(_)) = config.get("allOf") {
         group["allOf"] = all_of.clone();
     }
     json!({

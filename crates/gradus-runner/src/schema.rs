@@ -115,50 +115,52 @@ pub fn non_finite(generator: &mut SchemaGenerator) -> Schema {
 
 /// One registered component: its config's schema with `type` (and the runner's own keys).
 fn component(kind: &str, entry: &CatalogEntry, defs: &mut Map<String, Value>) -> Value {
-    let mut schema = entry.schema.clone();
-    if !schema.is_object() {
-        schema = json!({});
-    }
-    if let Some(Value::Object(own)) = schema.as_object_mut().and_then(|s| s.remove("$defs")) {
+    let mut object = match entry.schema.clone() {
+        Value::Object(object) => object,
+        _ => Map::new(),
+    };
+    if let Some(Value::Object(own)) = object.remove("$defs") {
         defs.extend(own);
     }
-    let grouped = schema.get(GROUPED_KEY) != Some(&Value::Bool(false));
-    let extra: Vec<(&str, Value)> = match kind {
+    let grouped = object.remove(GROUPED_KEY) != Some(Value::Bool(false));
+    let mut properties = match object.remove("properties") {
+        Some(Value::Object(properties)) => properties,
+        _ => Map::new(),
+    };
+    match kind {
         "optimizer" if grouped => {
+            let mut own = object.clone();
+            own.insert("properties".into(), Value::Object(properties.clone()));
+            properties.insert("groups".into(), parameter_groups(&Value::Object(own)));
             let mut path = config_schema::<UpdatePath>();
             path["description"] = json!(
                 "Update implementation: \"auto\" (fused kernel where eligible), \"fused\" or \
                  \"reference\" (Candle ops)."
             );
             path["default"] = json!("auto");
-            vec![("groups", parameter_groups(&schema)), ("path", path)]
+            properties.insert("path".into(), path);
         }
-        "schedule" => vec![(
-            "per",
-            json!({"description": "Step the schedule once per epoch or once per optimizer step.",
-                   "enum": ["epoch", "step"], "default": "epoch"}),
-        )],
+        "schedule" => {
+            properties.insert(
+                "per".into(),
+                json!({"description": "Step the schedule once per epoch or once per optimizer step.",
+                       "enum": ["epoch", "step"], "default": "epoch"}),
+            );
+        }
+        _ => {}
+    }
+    properties.insert("type".into(), json!({"const": entry.name}));
+    let mut required = match object.remove("required") {
+        Some(Value::Array(required)) => required,
         _ => Vec::new(),
     };
-    let object = schema.as_object_mut().expect("made an object above");
-    object.remove(GROUPED_KEY);
+    required.insert(0, json!("type"));
     object.insert("type".into(), json!("object"));
     object.insert("title".into(), json!(entry.name));
     object.insert("description".into(), json!(entry.summary));
-    let properties = object
-        .entry("properties")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("an object's properties");
-    properties.insert("type".into(), json!({"const": entry.name}));
-    for (key, value) in extra {
-        properties.insert(key.to_string(), value);
-    }
-    let required = object.entry("required").or_insert_with(|| json!([]));
-    if let Value::Array(list) = required {
-        list.insert(0, json!("type"));
-    }
-    schema
+    object.insert("properties".into(), Value::Object(properties));
+    object.insert("required".into(), Value::Array(required));
+    Value::Object(object)
 }
 
 /// The `$defs` entry of one component kind: the `oneOf` of its registered components.

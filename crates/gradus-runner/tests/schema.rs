@@ -153,6 +153,16 @@ fn integers_enums_defaults_and_descriptions_are_exact() {
         adam["properties"]["groups"]["items"]["required"],
         json!(["params"])
     );
+    let group = &adam["properties"]["groups"]["items"]["properties"];
+    assert_eq!(group["betas"], {
+        let mut betas = adam["properties"]["betas"].clone();
+        betas.as_object_mut().unwrap().remove("default");
+        betas
+    });
+    assert!(
+        group.get("type").is_none() && group.get("groups").is_none(),
+        "{group}"
+    );
     // L-BFGS is not a grouped optimizer: `groups` and `path` are not accepted.
     let lbfgs = variant("optimizer", "lbfgs");
     assert!(lbfgs["properties"].get("groups").is_none(), "{lbfgs}");
