@@ -47,7 +47,7 @@ impl From<NormType> for NormRepr {
     }
 }
 
-/// The schema of what [`NormRepr`] accepts: a number `> 0`, or `"inf"`.
+/// The schema of what the parser accepts (`NormRepr`): a number `> 0`, or `"inf"`.
 impl schemars::JsonSchema for NormType {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "NormType".into()
