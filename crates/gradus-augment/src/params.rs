@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A number `v` or a `[min, max]` pair; what a single number means depends on the field
 /// (`[-v, v]` for angles, `[1 - v, 1 + v]` for color factors, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged, expecting = "a number or a [min, max] pair")]
 pub enum Range {
     /// A single number.
@@ -17,7 +17,7 @@ pub enum Range {
 }
 
 /// An image size: `s` (square) or `[height, width]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged, expecting = "an integer or a [height, width] pair")]
 pub enum Size {
     /// A square `s x s`.
@@ -37,7 +37,7 @@ impl Size {
 }
 
 /// Padding: `p` on every side, `[left/right, top/bottom]`, or `[left, top, right, bottom]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "an integer, [left/right, top/bottom] or [left, top, right, bottom]"

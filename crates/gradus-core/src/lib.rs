@@ -15,6 +15,7 @@ mod macros;
 pub mod plugin;
 pub mod registry;
 pub mod rng;
+pub mod schema;
 pub mod state_dict;
 pub mod suggest;
 
@@ -25,6 +26,11 @@ pub use state_dict::StateDict;
 
 #[doc(hidden)]
 pub use inventory;
+
+/// The `schemars` this crate derives config schemas with: a plugin derives
+/// `gradus_core::schemars::JsonSchema` with `#[schemars(crate = "gradus_core::schemars")]`
+/// (see [`schema`]).
+pub use schemars;
 
 // The README's example is compiled and run as a doctest, so the one crates.io shows works.
 #[cfg(doctest)]

@@ -1,8 +1,9 @@
 //! One `register_*!` macro per plugin kind: the single line a component needs.
 //!
 //! Each takes `("name", "one-line summary", ConfigType, build_fn)`, where `ConfigType` is
-//! `Default + Serialize` (its default JSON is what `gradus list` shows) and `build_fn` has the
-//! kind's constructor signature.
+//! `Default + Serialize` (its default JSON is what `gradus list` shows) and
+//! [`JsonSchema`](schemars::JsonSchema) (its schema is part of `gradus schema`, see
+//! [`crate::schema`]), and `build_fn` has the kind's constructor signature.
 
 /// Registers an optimizer: `register_optimizer!("name", "summary", Config, build_fn);`.
 #[macro_export]

@@ -34,6 +34,8 @@ pub struct Entry<K: Kind> {
     pub summary: &'static str,
     /// The default configuration as JSON (without `"type"`).
     pub default_config: fn() -> Value,
+    /// The JSON Schema of the config (without `"type"`), from its `JsonSchema` derive.
+    pub schema: fn() -> Value,
     /// Builds the component from its JSON config.
     pub build: K::Build,
     /// Module path of the registration, named in duplicate-name errors.
@@ -141,6 +143,9 @@ pub struct CatalogEntry {
     pub defaults: Value,
     /// Module that registered it.
     pub origin: &'static str,
+    /// JSON Schema of the config (`gradus schema`; not part of `gradus list`).
+    #[serde(skip)]
+    pub schema: Value,
 }
 
 fn catalog_of<K: Kind>() -> Result<Vec<CatalogEntry>> {
@@ -152,6 +157,7 @@ fn catalog_of<K: Kind>() -> Result<Vec<CatalogEntry>> {
             summary: e.summary,
             defaults: (e.default_config)(),
             origin: e.origin,
+            schema: (e.schema)(),
         })
         .collect())
 }
@@ -243,6 +249,7 @@ macro_rules! register_component {
                 name: $name,
                 summary: $summary,
                 default_config: $crate::config::default_json::<$config>,
+                schema: $crate::schema::config_schema::<$config>,
                 build: $build,
                 origin: ::core::module_path!(),
             }
@@ -260,7 +267,7 @@ mod tests {
     /// A real (if trivial) initializer, registered only in this test binary.
     struct Fill(f64);
 
-    #[derive(Default, serde::Serialize)]
+    #[derive(Default, serde::Serialize, schemars::JsonSchema)]
     struct FillConfig {
         value: f64,
     }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A column of a CSV file: its header name, or its 0-based index (negative counts from the
 /// end, as in Python: `-1` is the last column).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Column {
     /// 0-based position; negative from the end.

@@ -27,7 +27,9 @@ pub struct CsvSource {
 }
 
 /// What the label column holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CsvTask {
     /// Class indices `0..num_classes`.
@@ -38,7 +40,7 @@ pub enum CsvTask {
 }
 
 /// Configuration of [`CsvSource`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CsvConfig {
     /// The file to read (required).

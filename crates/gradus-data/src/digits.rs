@@ -34,7 +34,9 @@ pub struct Digits {
 }
 
 /// How the 64 pixels of a digit are laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// `(N, 1, 8, 8)`: one channel, PyTorch's `(N, C, H, W)`.
@@ -45,7 +47,7 @@ pub enum Layout {
 }
 
 /// Configuration of [`Digits`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DigitsConfig {
     /// Feature layout: `"image"` `(N, 1, 8, 8)` or `"flat"` `(N, 64)`. Default: `"image"`.

@@ -32,7 +32,7 @@ pub struct IdxSource {
 }
 
 /// Configuration of [`IdxSource`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdxConfig {
     /// The image file, e.g. `train-images-idx3-ubyte.gz` (required).

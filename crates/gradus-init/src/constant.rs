@@ -31,7 +31,7 @@ fn warn_if_symmetric(name: &str, value: f64, shape: &[usize]) {
 pub struct Zeros;
 
 /// Config of [`Zeros`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZerosConfig {}
 
@@ -65,7 +65,7 @@ gradus_core::register_initializer!(
 pub struct Ones;
 
 /// Config of [`Ones`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnesConfig {}
 
@@ -101,7 +101,7 @@ pub struct Constant {
 }
 
 /// Config of [`Constant`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConstantConfig {
     /// The fill value `val`. Required: `torch.nn.init.constant_` has no default.

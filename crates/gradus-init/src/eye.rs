@@ -13,7 +13,7 @@ use serde_json::Value;
 pub struct Eye;
 
 /// Config of [`Eye`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EyeConfig {}
 

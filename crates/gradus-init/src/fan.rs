@@ -26,7 +26,7 @@ pub fn fan_in_and_fan_out(shape: &[usize]) -> Result<(usize, usize)> {
 }
 
 /// Which fan a Kaiming initializer preserves the variance of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FanMode {
     /// Preserve the variance of activations in the forward pass (`fan_in`).
@@ -47,7 +47,7 @@ impl FanMode {
 }
 
 /// A nonlinearity known to [`calculate_gain`] (PyTorch's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Nonlinearity {
     /// Identity: gain 1.

@@ -14,7 +14,7 @@ use crate::common::{centered_normal, finite, symmetric_uniform};
 use crate::fan::{FanMode, Nonlinearity};
 
 /// Config of [`KaimingUniform`] and [`KaimingNormal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KaimingConfig {
     /// Negative slope of the rectifier after this layer, passed to

@@ -16,7 +16,7 @@ use crate::common::{centered_normal, symmetric_uniform};
 use crate::fan::fan_in_and_fan_out;
 
 /// Config of [`LecunUniform`] and [`LecunNormal`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LecunConfig {}
 

@@ -26,7 +26,7 @@ pub struct TorchLinearDefault {
 }
 
 /// Config of [`TorchLinearDefault`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TorchLinearDefaultConfig {
     /// Unset: the weight rule, fans from the shape. Set: the bias rule, with the fan-in of the

@@ -17,7 +17,7 @@ pub struct Normal {
 }
 
 /// Config of [`Normal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NormalConfig {
     /// Mean. Default: `0.0` (torch.nn.init.normal_).

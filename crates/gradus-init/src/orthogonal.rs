@@ -26,7 +26,7 @@ pub struct Orthogonal {
 }
 
 /// Config of [`Orthogonal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrthogonalConfig {
     /// Scale factor. Default: `1.0` (torch.nn.init.orthogonal_).

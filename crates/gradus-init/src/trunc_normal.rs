@@ -28,7 +28,7 @@ pub struct TruncNormal {
 }
 
 /// Config of [`TruncNormal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TruncNormalConfig {
     /// Mean of the underlying normal. Default: `0.0` (torch.nn.init.trunc_normal_).

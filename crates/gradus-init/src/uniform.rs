@@ -17,7 +17,7 @@ pub struct Uniform {
 }
 
 /// Config of [`Uniform`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UniformConfig {
     /// Lower bound `a`. Default: `0.0` (torch.nn.init.uniform_).

@@ -14,7 +14,7 @@ use crate::common::{centered_normal, non_negative, symmetric_uniform};
 use crate::fan::fan_in_and_fan_out;
 
 /// Config of [`XavierUniform`] and [`XavierNormal`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct XavierConfig {
     /// Scale factor `gain` (see [`calculate_gain`](crate::calculate_gain)), `>= 0`.

@@ -105,12 +105,12 @@ impl Layer for Activation {
 }
 
 /// Configuration of the parameter-free activations (`relu`, `selu`, `tanh`, `sigmoid`): none.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoConfig {}
 
 /// Configuration of `leaky_relu`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeakyReluConfig {
     /// Slope for negative inputs. Default: `0.01` (torch.nn.LeakyReLU).
@@ -126,7 +126,7 @@ impl Default for LeakyReluConfig {
 }
 
 /// Configuration of `elu`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EluConfig {
     /// `alpha` of `alpha * (exp(x) - 1)`. Default: `1.0` (torch.nn.ELU).
@@ -140,7 +140,9 @@ impl Default for EluConfig {
 }
 
 /// Which GELU formula (PyTorch's `approximate` argument).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum GeluApproximate {
     /// The exact form with `erf`.
@@ -151,7 +153,7 @@ pub enum GeluApproximate {
 }
 
 /// Configuration of `gelu`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeluConfig {
     /// `"none"` (erf) or `"tanh"`. Default: `"none"` (torch.nn.GELU).
@@ -159,7 +161,7 @@ pub struct GeluConfig {
 }
 
 /// Configuration of `softplus`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SoftplusConfig {
     /// Sharpness `beta`. Default: `1.0` (torch.nn.Softplus).

@@ -27,7 +27,7 @@ pub struct AvgPool2d {
 }
 
 /// Configuration of [`AvgPool2d`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AvgPool2dConfig {
     /// Window size, `k` or `[k_h, k_w]`. Required (no PyTorch default).

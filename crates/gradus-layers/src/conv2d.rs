@@ -45,7 +45,7 @@ pub struct Conv2d {
 }
 
 /// Configuration of [`Conv2d`] (PyTorch's keyword names; `in_channels` comes from the input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Conv2dConfig {
     /// Number of output channels. Required (no PyTorch default).
@@ -64,6 +64,7 @@ pub struct Conv2dConfig {
     pub bias: bool,
     /// Initializer config of the weight. Default: `{"type": "torch_linear_default"}`
     /// (torch.nn.Conv2d.reset_parameters).
+    #[schemars(schema_with = "gradus_core::schema::initializer")]
     pub init: Value,
 }
 

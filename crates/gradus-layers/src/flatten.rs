@@ -17,7 +17,7 @@ pub struct Flatten {
 }
 
 /// Configuration of [`Flatten`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlattenConfig {
     /// First dimension to flatten (of the batch tensor). Default: `1` (torch.nn.Flatten).

@@ -29,17 +29,19 @@ pub struct Linear {
 }
 
 /// Configuration of [`Linear`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinearConfig {
     /// Number of output features (`out_features` is accepted as an alias). Required (no
     /// PyTorch default).
     #[serde(alias = "out_features")]
+    #[schemars(extend("x-aliases" = ["out_features"]))]
     pub out: Option<usize>,
     /// Learn an additive bias. Default: `true` (torch.nn.Linear).
     pub bias: bool,
     /// Initializer config of the weight. Default: `{"type": "torch_linear_default"}`
     /// (torch.nn.Linear.reset_parameters).
+    #[schemars(schema_with = "gradus_core::schema::initializer")]
     pub init: Value,
 }
 

@@ -35,7 +35,7 @@ pub struct MaxPool2d {
 }
 
 /// Configuration of [`MaxPool2d`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaxPool2dConfig {
     /// Window size, `k` or `[k_h, k_w]`. Required (no PyTorch default).

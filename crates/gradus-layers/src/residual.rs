@@ -22,12 +22,14 @@ pub struct Residual {
 }
 
 /// Configuration of [`Residual`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResidualConfig {
     /// The layers of `f`, each `{"type": ..., ...}`. Required, at least one.
+    #[schemars(schema_with = "gradus_core::schema::layers")]
     pub layers: Vec<Value>,
     /// Optional layer applied to the skip path. Default: `null` (identity).
+    #[schemars(schema_with = "gradus_core::schema::optional_layer")]
     pub projection: Option<Value>,
 }
 

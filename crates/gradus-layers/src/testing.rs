@@ -119,7 +119,7 @@ impl Initializer for LinearDefault {
     }
 }
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NoConfig {}
 
@@ -138,7 +138,7 @@ gradus_core::register_initializer!(
 /// Fills with a constant.
 struct Constant(f64);
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ConstantConfig {
     value: f64,

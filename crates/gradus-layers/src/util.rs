@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// A 2-d size given as one integer (used for both dimensions) or `[h, w]`, as PyTorch's
 /// `_pair` arguments (`kernel_size=3` or `kernel_size=(3, 5)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Size2 {
     /// The same value for height and width.

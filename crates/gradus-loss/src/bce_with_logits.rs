@@ -24,7 +24,7 @@ pub struct BceWithLogits;
 
 /// Configuration of [`BceWithLogits`]: no fields (mean reduction; `weight`, `pos_weight` and
 /// `reduction` are not implemented, so naming one is an error).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BceWithLogitsConfig {}
 

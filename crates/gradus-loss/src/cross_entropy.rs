@@ -28,7 +28,7 @@ pub struct CrossEntropy {
 }
 
 /// Configuration of [`CrossEntropy`] (PyTorch's keyword names).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrossEntropyConfig {
     /// Mass `eps` in `[0, 1]` moved from the target to the uniform distribution.

@@ -22,7 +22,7 @@ pub struct Mse;
 
 /// Configuration of [`Mse`]: no fields (mean reduction, as torch.nn.MSELoss's default;
 /// `reduction` is not implemented, so naming it is an error).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MseConfig {}
 

@@ -46,7 +46,7 @@ pub struct BatchNorm {
 }
 
 /// Config of [`BatchNorm`] (PyTorch's keyword names; `num_features` comes from the input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchNormConfig {
     /// Added to the variance for numerical stability. Default: `1e-5` (torch.nn.BatchNorm1d).

@@ -29,7 +29,7 @@ pub struct GroupNorm {
 }
 
 /// Config of [`GroupNorm`] (`num_channels` comes from the input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GroupNormConfig {
     /// Number of groups; must divide the channels. Required (torch.nn.GroupNorm has no

@@ -34,7 +34,7 @@ pub struct InstanceNorm {
 }
 
 /// Config of [`InstanceNorm`] (`num_features` comes from the input).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstanceNormConfig {
     /// Added to the variance. Default: `1e-5` (torch.nn.InstanceNorm2d).

@@ -27,7 +27,7 @@ pub struct LayerNorm {
 }
 
 /// Config of [`LayerNorm`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LayerNormConfig {
     /// The trailing dimensions to normalize over. `null` = every dimension of a sample (all

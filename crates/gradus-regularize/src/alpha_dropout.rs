@@ -36,7 +36,7 @@ pub struct AlphaDropout {
 }
 
 /// Configuration of [`AlphaDropout`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlphaDropoutConfig {
     /// Probability of dropping an element, in `[0, 1)`. Default: `0.5` (torch.nn.AlphaDropout).

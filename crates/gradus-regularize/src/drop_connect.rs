@@ -34,11 +34,12 @@ pub struct DropConnect {
 }
 
 /// Configuration of [`DropConnect`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DropConnectConfig {
     /// Number of output features (alias `out`); required, no default in torch.nn.Linear.
     #[serde(alias = "out")]
+    #[schemars(extend("x-aliases" = ["out"]))]
     pub out_features: usize,
     /// Learn an additive bias. Default: `true` (torch.nn.Linear).
     pub bias: bool,

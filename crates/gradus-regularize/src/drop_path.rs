@@ -31,7 +31,7 @@ pub struct DropPath {
 }
 
 /// Which units stochastic depth drops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DropPathMode {
     /// Each sample independently.
@@ -41,7 +41,7 @@ pub enum DropPathMode {
 }
 
 /// Configuration of [`DropPath`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DropPathConfig {
     /// Probability of dropping the branch, in `[0, 1)`. Default: `0.0` (timm.layers.DropPath).

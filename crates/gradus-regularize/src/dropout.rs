@@ -31,7 +31,7 @@ pub struct Dropout {
 }
 
 /// Configuration of [`Dropout`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DropoutConfig {
     /// Probability of zeroing an element, in `[0, 1)`. Default: `0.5` (torch.nn.Dropout).

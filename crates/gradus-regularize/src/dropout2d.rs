@@ -30,7 +30,7 @@ pub struct Dropout2d {
 }
 
 /// Configuration of [`Dropout2d`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dropout2dConfig {
     /// Probability of zeroing a channel, in `[0, 1)`. Default: `0.5` (torch.nn.Dropout2d).

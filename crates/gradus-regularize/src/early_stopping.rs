@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Whether smaller or larger values of the monitored metric are better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// `max` when the monitor name contains `acc` (Keras' rule), else `min`.
@@ -22,7 +22,7 @@ pub enum Mode {
 
 /// Configuration of [`EarlyStopping`]; field names and defaults are Keras'
 /// (`keras.callbacks.EarlyStopping`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EarlyStoppingConfig {
     /// Name of the monitored metric (for messages and the runner). Default: `"val_loss"`.

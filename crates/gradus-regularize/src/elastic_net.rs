@@ -28,7 +28,7 @@ pub struct ElasticNet {
 }
 
 /// Configuration of [`ElasticNet`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ElasticNetConfig {
     /// Coefficient of `sum |w|`. Default: `0.01` (keras.regularizers.l1_l2).

@@ -29,7 +29,7 @@ pub struct GaussianDropout {
 }
 
 /// Configuration of [`GaussianDropout`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GaussianDropoutConfig {
     /// Equivalent drop probability, in `[0, 1)`; the noise variance is `p / (1 - p)`.

@@ -36,7 +36,7 @@ pub struct L1 {
 }
 
 /// Configuration of [`L1`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct L1Config {
     /// Penalty coefficient `lambda`. Default: `0.01` (keras.regularizers.L1).

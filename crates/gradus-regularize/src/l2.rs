@@ -30,7 +30,7 @@ pub struct L2 {
 }
 
 /// Configuration of [`L2`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct L2Config {
     /// Penalty coefficient `lambda`. Default: `0.01` (keras.regularizers.L2).

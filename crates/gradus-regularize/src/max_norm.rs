@@ -34,7 +34,7 @@ pub struct MaxNorm {
 }
 
 /// Configuration of [`MaxNorm`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MaxNormConfig {
     /// Largest allowed norm `c` of a unit's weights. Default: `2.0` (keras.constraints.MaxNorm).

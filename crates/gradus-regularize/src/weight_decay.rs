@@ -32,7 +32,7 @@ pub struct WeightDecay {
 }
 
 /// Configuration of [`WeightDecay`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WeightDecayConfig {
     /// Decay coefficient `wd`. Default: `0.01` (torch.optim.AdamW).

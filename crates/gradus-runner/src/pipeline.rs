@@ -5,11 +5,14 @@
 use gradus_core::config::parse_config;
 use gradus_core::{Error, Result};
 use gradus_data::SplitConfig;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::schema;
+
 /// A whole experiment. See `docs/pipeline.md` for every field.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Pipeline {
     /// Name used for the run folder (`runs/<name>-<timestamp>`). Default: the file's stem.
@@ -23,25 +26,32 @@ pub struct Pipeline {
     pub data: DataSection,
     /// Image augmentations applied to each training batch, in order.
     #[serde(default)]
+    #[schemars(schema_with = "schema::image_augmentations")]
     pub augment: Vec<Value>,
     /// The model.
     pub model: ModelSection,
     /// The loss. Default: `{"type": "cross_entropy"}`.
     #[serde(default = "default_loss")]
+    #[schemars(schema_with = "schema::loss")]
     pub loss: Value,
     /// The optimizer (`{"type": "adam", ...}`, with optional `groups`).
+    #[schemars(schema_with = "schema::optimizer")]
     pub optimizer: Value,
     /// A schedule, with `"per": "epoch"` (default) or `"step"`.
     #[serde(default)]
+    #[schemars(schema_with = "schema::schedule")]
     pub schedule: Option<Value>,
     /// Gradient clipping: `{"max_norm": 1.0, "norm_type": 2.0}` or `{"clip_value": 0.5}`.
     #[serde(default)]
+    #[schemars(schema_with = "schema::clip")]
     pub clip: Option<Value>,
     /// Regularizers (`l1`, `l2`, `weight_decay`, `max_norm`, ...).
     #[serde(default)]
+    #[schemars(schema_with = "schema::regularizers")]
     pub regularizers: Vec<Value>,
     /// Batching strategy. Default: `{"type": "mini_batch", "batch_size": 32, "shuffle": true}`.
     #[serde(default = "default_batching")]
+    #[schemars(schema_with = "schema::batching")]
     pub batching: Value,
     /// Training controls.
     #[serde(default)]
@@ -50,20 +60,23 @@ pub struct Pipeline {
     #[serde(default)]
     pub output: OutputSection,
     /// Where the model trains: `"cpu"` (default), `"cuda"`, `"cuda:N"`, `"metal"`; the
-    /// `--device` flag overrides it. See [`crate::device`].
+    /// `--device` flag overrides it; a GPU needs the `cuda` or `metal` cargo feature.
     #[serde(default = "default_device")]
+    #[schemars(regex(pattern = r"^(cpu|cuda(:[0-9]+)?|metal(:[0-9]+)?)$"))]
     pub device: String,
 }
 
 /// `data`: where samples come from and how they are prepared.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataSection {
     /// Data source. Default: `{"type": "digits"}` (embedded).
+    #[schemars(schema_with = "schema::data_source")]
     pub source: Value,
     /// Train / validation / test split.
     pub split: SplitConfig,
     /// Preprocessors fitted on the training split only, applied to every split.
+    #[schemars(schema_with = "schema::preprocessors")]
     pub preprocess: Vec<Value>,
 }
 
@@ -83,33 +96,40 @@ impl Default for DataSection {
 }
 
 /// `model`: the input shape of one sample and the layers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// Shape of one input sample; must match the data when given. Default: the data's.
     #[serde(default)]
     pub input: Option<Vec<usize>>,
     /// Layers, in order (`linear`, `conv2d`, `relu`, `batch_norm`, `dropout`, `residual`, ...).
+    #[schemars(schema_with = "schema::layers")]
     pub layers: Vec<Value>,
     /// Parameter dtype: `"f32"` or `"f64"`. Default: `"f32"`.
     #[serde(default = "default_dtype")]
+    #[schemars(extend("enum" = ["f32", "f64"]))]
     pub dtype: String,
 }
 
 /// `train`: epochs and the controls around each step.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
     /// Number of epochs. Default: `20`.
+    #[schemars(range(min = 1))]
     pub epochs: usize,
     /// Micro-batches accumulated (mean) per optimizer step. Default: `1`.
+    #[schemars(range(min = 1))]
     pub accumulate: usize,
     /// Non-finite policy: `"error"`, `"skip"` or `"rollback"`, or a full guard config object.
     /// Default: `"skip"`.
+    #[schemars(schema_with = "schema::non_finite")]
     pub non_finite: Value,
     /// Early stopping (`monitor`, `mode`, `min_delta`, `patience`, ...). Default: none.
+    #[schemars(with = "Option<gradus_regularize::EarlyStoppingConfig>")]
     pub early_stopping: Option<Value>,
     /// Batch size used for evaluation. Default: `512`.
+    #[schemars(range(min = 1))]
     pub eval_batch_size: usize,
     /// Stop the run at the first batch whose loss is infinite or NaN (Keras `TerminateOnNaN`);
     /// the run then ends with exit code 3 and `stopped_because` saying so. Default: `false` (the
@@ -119,15 +139,18 @@ pub struct TrainSection {
     /// N, "swa_lr": X}` (`torch.optim.swa_utils`); validation and test metrics evaluate the
     /// averaged weights once averaging has begun. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::averaging")]
     pub averaging: Option<Value>,
     /// Sharpness-aware minimization around the optimizer: `{"rho": 0.05, "adaptive": false}`
     /// (pytorch-optimizer's `SAM`): two forward/backward passes per step. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::sam")]
     pub sam: Option<Value>,
     /// Loss scaling (`torch.amp.GradScaler`): `"dynamic"`, an object of its settings
     /// (`init_scale`, `growth_factor`, `backoff_factor`, `growth_interval`) or a fixed positive
     /// number. Default: none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::loss_scale")]
     pub loss_scale: Option<Value>,
 }
 
@@ -148,7 +171,7 @@ impl Default for TrainSection {
 }
 
 /// `output`: the run folder and what goes into it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputSection {
     /// Run folder; `--out` overrides it. Default: `runs/<name>-<timestamp>`.

@@ -1,142 +1,233 @@
-//! `gradus schema`: a JSON Schema (draft 2020-12) of the pipeline, generated from the registry,
-//! so that editors autocomplete every registered component, plugins included.
+//! `gradus schema`: a JSON Schema (draft 2020-12) of the pipeline, generated from the typed
+//! configs, so that editors autocomplete every registered component, plugins included, and a
+//! validator accepts exactly the pipelines that `gradus validate` parses.
 //!
-//! Component fields are typed from their default configuration (a number default gives a
-//! number field, and so on; a `null` default accepts anything).
+//! Two sources, both typed:
+//! - the runner's own sections (`data`, `data.split`, `model`, `clip`, `train`, `output`, ...)
+//!   are the `JsonSchema` derive of [`Pipeline`] and its section structs, which are what
+//!   [`Pipeline::from_value`] parses; a field that stays JSON there (a component, `clip`,
+//!   `train.non_finite`) names its schema with `#[schemars(schema_with = "schema::...")]` or
+//!   `#[schemars(with = "Type")]`, so a new section field is one field with its doc comment
+//!   (plus that one attribute when its type is `Value`);
+//! - each component kind is a `$defs` entry, the `oneOf` of its registered components: each
+//!   registry entry's schema (its config's `JsonSchema` derive, see [`gradus_core::schema`])
+//!   with `"type": {"const": name}` added, plus what the runner takes out before the config
+//!   is parsed: an optimizer's `groups` and `path` (unless its config says `"x-grouped":
+//!   false`, as `lbfgs`) and a schedule's `per`.
+//!
+//! Integers are integers (unsigned ones with `"minimum": 0`), enums are enums, aliases are
+//! properties, and every field has its default and its rustdoc as description.
 
 use gradus_core::registry::{catalog, CatalogEntry};
+use gradus_core::schema::{config_schema, parameter_groups};
 use gradus_core::Result;
+use gradus_optim::averaging::{EmaConfig, SwaConfig};
+use gradus_optim::clip::{ClipNormConfig, ClipValueConfig};
+use gradus_optim::guard::{GuardConfig, NonFinitePolicy};
+use gradus_optim::loss_scale::DynamicScaleConfig;
+use gradus_optim::sam::SamConfig;
+use gradus_optim::UpdatePath;
+use schemars::{json_schema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-fn field_schema(default: &Value) -> Value {
-    let kind = match default {
-        Value::Null => return json!({}),
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+use crate::pipeline::Pipeline;
+
+/// The key of a config schema that keeps `groups` and `path` out of an optimizer's schema.
+pub const GROUPED_KEY: &str = "x-grouped";
+
+/// Each `$defs` entry: its name and the registry kinds whose components it lists.
+const COMPONENT_DEFS: &[(&str, &[&str])] = &[
+    ("optimizer", &["optimizer"]),
+    ("schedule", &["schedule"]),
+    ("regularizer", &["regularizer"]),
+    ("initializer", &["initializer"]),
+    ("layer", &["layer", "normalization"]),
+    ("preprocessor", &["preprocessor"]),
+    ("image_augmentation", &["image_augmentation"]),
+    ("data_source", &["data_source"]),
+    ("batching", &["batching"]),
+    ("loss", &["loss"]),
+];
+
+fn reference(def: &str) -> Schema {
+    json_schema!({"$ref": format!("#/$defs/{def}")})
+}
+
+fn array_of(def: &str) -> Schema {
+    json_schema!({"type": "array", "items": {"$ref": format!("#/$defs/{def}")}})
+}
+
+/// `optimizer`: one registered optimizer.
+pub fn optimizer(_: &mut SchemaGenerator) -> Schema {
+    reference("optimizer")
+}
+
+/// `schedule`: one registered schedule, or `null` (none).
+pub fn schedule(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"anyOf": [{"$ref": "#/$defs/schedule"}, {"type": "null"}]})
+}
+
+/// `loss`: one registered loss.
+pub fn loss(_: &mut SchemaGenerator) -> Schema {
+    reference("loss")
+}
+
+/// `batching`: one registered batching strategy.
+pub fn batching(_: &mut SchemaGenerator) -> Schema {
+    reference("batching")
+}
+
+/// `data.source`: one registered data source.
+pub fn data_source(_: &mut SchemaGenerator) -> Schema {
+    reference("data_source")
+}
+
+/// `data.preprocess`: registered preprocessors.
+pub fn preprocessors(_: &mut SchemaGenerator) -> Schema {
+    array_of("preprocessor")
+}
+
+/// `augment`: registered image augmentations.
+pub fn image_augmentations(_: &mut SchemaGenerator) -> Schema {
+    array_of("image_augmentation")
+}
+
+/// `regularizers`: registered regularizers.
+pub fn regularizers(_: &mut SchemaGenerator) -> Schema {
+    array_of("regularizer")
+}
+
+/// `model.layers`: registered layers and normalization layers.
+pub fn layers(_: &mut SchemaGenerator) -> Schema {
+    array_of("layer")
+}
+
+/// `clip`: by global norm or by value (`ClipConfig::parse` picks by the keys), or `null`.
+pub fn clip(generator: &mut SchemaGenerator) -> Schema {
+    let norm = generator.subschema_for::<ClipNormConfig>();
+    let value = generator.subschema_for::<ClipValueConfig>();
+    json_schema!({"anyOf": [norm, value, {"type": "null"}]})
+}
+
+/// `train.non_finite`: a policy name, or a whole guard config.
+pub fn non_finite(generator: &mut SchemaGenerator) -> Schema {
+    let policy = generator.subschema_for::<NonFinitePolicy>();
+    let guard = generator.subschema_for::<GuardConfig>();
+    json_schema!({"anyOf": [policy, guard]})
+}
+
+/// `schema` with a `"type": name` tag, which the config's parser takes off first.
+fn tagged(name: &str, mut schema: Value) -> Value {
+    schema["properties"]["type"] = json!({"const": name});
+    schema["required"] = json!(["type"]);
+    schema
+}
+
+/// `train.averaging`: `{"type": "ema", ...}` or `{"type": "swa", ...}`.
+pub fn averaging(_: &mut SchemaGenerator) -> Schema {
+    let ema = tagged("ema", config_schema::<EmaConfig>());
+    let swa = tagged("swa", config_schema::<SwaConfig>());
+    json_schema!({"anyOf": [ema, swa, {"type": "null"}]})
+}
+
+/// `train.sam`: SAM's settings.
+pub fn sam(_: &mut SchemaGenerator) -> Schema {
+    let sam = config_schema::<SamConfig>();
+    json_schema!({"anyOf": [sam, {"type": "null"}]})
+}
+
+/// `train.loss_scale`: `"dynamic"`, the dynamic scaler's settings, or a fixed scale.
+pub fn loss_scale(_: &mut SchemaGenerator) -> Schema {
+    let dynamic = config_schema::<DynamicScaleConfig>();
+    json_schema!({"anyOf": [
+        {"const": "dynamic"},
+        dynamic,
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "null"}
+    ]})
+}
+
+/// One registered component: its config's schema with `type` (and the runner's own keys).
+fn component(kind: &str, entry: &CatalogEntry, defs: &mut Map<String, Value>) -> Value {
+    let mut object = match entry.schema.clone() {
+        Value::Object(object) => object,
+        _ => Map::new(),
     };
-    json!({"type": kind, "default": default})
-}
-
-fn component(entry: &CatalogEntry, extra: &[(&str, Value)]) -> Value {
-    let mut properties = Map::new();
-    properties.insert("type".into(), json!({"const": entry.name}));
-    if let Value::Object(fields) = &entry.defaults {
-        for (k, v) in fields {
-            properties.insert(k.clone(), field_schema(v));
+    if let Some(Value::Object(own)) = object.remove("$defs") {
+        defs.extend(own);
+    }
+    let grouped = object.remove(GROUPED_KEY) != Some(Value::Bool(false));
+    let mut properties = match object.remove("properties") {
+        Some(Value::Object(properties)) => properties,
+        _ => Map::new(),
+    };
+    match kind {
+        "optimizer" if grouped => {
+            let mut own = object.clone();
+            own.insert("properties".into(), Value::Object(properties.clone()));
+            properties.insert("groups".into(), parameter_groups(&Value::Object(own)));
+            let mut path = config_schema::<UpdatePath>();
+            path["description"] = json!(
+                "Update implementation: \"auto\" (fused kernel where eligible), \"fused\" or \
+                 \"reference\" (Candle ops)."
+            );
+            path["default"] = json!("auto");
+            properties.insert("path".into(), path);
         }
+        "schedule" => {
+            properties.insert(
+                "per".into(),
+                json!({"description": "Step the schedule once per epoch or once per optimizer step.",
+                       "enum": ["epoch", "step"], "default": "epoch"}),
+            );
+        }
+        _ => {}
     }
-    for (k, v) in extra {
-        properties.insert((*k).to_string(), v.clone());
-    }
-    json!({
-        "type": "object",
-        "description": entry.summary,
-        "properties": properties,
-        "required": ["type"],
-        "additionalProperties": false
-    })
+    properties.insert("type".into(), json!({"const": entry.name}));
+    let mut required = match object.remove("required") {
+        Some(Value::Array(required)) => required,
+        _ => Vec::new(),
+    };
+    required.insert(0, json!("type"));
+    object.insert("type".into(), json!("object"));
+    object.insert("title".into(), json!(entry.name));
+    object.insert("description".into(), json!(entry.summary));
+    object.insert("properties".into(), Value::Object(properties));
+    object.insert("required".into(), Value::Array(required));
+    Value::Object(object)
 }
 
-fn one_of(kinds: &[&str], extra: &[(&str, Value)]) -> Result<Value> {
+/// The `$defs` entry of one component kind: the `oneOf` of its registered components.
+fn kind_def(kinds: &[&str], defs: &mut Map<String, Value>) -> Result<Value> {
     let mut variants = Vec::new();
     for kind in kinds {
         for entry in catalog(Some(kind))? {
-            variants.push(component(&entry, extra));
+            variants.push(component(kind, &entry, defs));
         }
     }
     Ok(json!({"oneOf": variants}))
 }
 
-/// The pipeline schema as pretty JSON.
+/// The pipeline schema: [`Pipeline`]'s, with one `$defs` entry per component kind.
 pub fn pipeline_schema() -> Result<Value> {
-    let groups = json!({"type": "array", "items": {"type": "object",
-        "properties": {"params": {"type": ["string", "array"]}, "frozen": {"type": "boolean"}},
-        "required": ["params"]}});
-    let per = json!({"enum": ["epoch", "step"], "default": "epoch"});
-    let update_path = json!({"enum": ["auto", "fused", "reference"], "default": "auto"});
-    let averaging = json!({"oneOf": [
-        {"type": "object", "additionalProperties": false, "required": ["type"], "properties": {
-            "type": {"const": "ema"}, "decay": {"type": "number", "default": 0.999}}},
-        {"type": "object", "additionalProperties": false,
-         "required": ["type", "start_epoch", "swa_lr"], "properties": {
-            "type": {"const": "swa"}, "start_epoch": {"type": "integer", "minimum": 1},
-            "swa_lr": {"type": "number", "minimum": 0},
-            "anneal_epochs": {"type": "integer", "minimum": 0, "default": 10},
-            "anneal_strategy": {"enum": ["cos", "linear"], "default": "cos"}}}]});
-    let sam = json!({"type": "object", "additionalProperties": false, "properties": {
-        "rho": {"type": "number", "minimum": 0, "default": 0.05},
-        "adaptive": {"type": "boolean", "default": false},
-        "perturb_eps": {"type": "number", "minimum": 0, "default": 1e-12}}});
-    let loss_scale = json!({"oneOf": [
-        {"const": "dynamic"},
-        {"type": "number", "exclusiveMinimum": 0},
-        {"type": "object", "additionalProperties": false, "properties": {
-            "init_scale": {"type": "number", "default": 65536.0},
-            "growth_factor": {"type": "number", "default": 2.0},
-            "backoff_factor": {"type": "number", "default": 0.5},
-            "growth_interval": {"type": "integer", "minimum": 1, "default": 2000}}}]});
-    let defs = json!({
-        "optimizer": one_of(&["optimizer"], &[("groups", groups), ("path", update_path.clone())])?,
-        "schedule": one_of(&["schedule"], &[("per", per)])?,
-        "regularizer": one_of(&["regularizer"], &[])?,
-        "initializer": one_of(&["initializer"], &[])?,
-        "layer": one_of(&["layer", "normalization"], &[])?,
-        "preprocessor": one_of(&["preprocessor"], &[])?,
-        "image_augmentation": one_of(&["image_augmentation"], &[])?,
-        "data_source": one_of(&["data_source"], &[])?,
-        "batching": one_of(&["batching"], &[])?,
-        "loss": one_of(&["loss"], &[])?,
-    });
-    Ok(json!({
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "Gradus pipeline",
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["model", "optimizer"],
-        "properties": {
-            "name": {"type": "string"},
-            "seed": {"type": "integer", "minimum": 0, "default": 42},
-            "device": {"type": "string", "default": "cpu",
-                "pattern": "^(cpu|cuda(:[0-9]+)?|metal(:[0-9]+)?)$",
-                "description": "Where the model trains (the --device flag overrides it)"},
-            "data": {"type": "object", "additionalProperties": false, "properties": {
-                "source": {"$ref": "#/$defs/data_source"},
-                "split": {"type": "object", "additionalProperties": false, "properties": {
-                    "val": {"type": "number"}, "test": {"type": "number"},
-                    "val_count": {"type": ["integer", "null"]}, "test_count": {"type": ["integer", "null"]},
-                    "stratify": {"type": "boolean"}}},
-                "preprocess": {"type": "array", "items": {"$ref": "#/$defs/preprocessor"}}}},
-            "augment": {"type": "array", "items": {"$ref": "#/$defs/image_augmentation"}},
-            "model": {"type": "object", "additionalProperties": false, "required": ["layers"], "properties": {
-                "input": {"type": "array", "items": {"type": "integer"}},
-                "layers": {"type": "array", "items": {"$ref": "#/$defs/layer"}},
-                "dtype": {"enum": ["f32", "f64"], "default": "f32"}}},
-            "loss": {"$ref": "#/$defs/loss"},
-            "optimizer": {"$ref": "#/$defs/optimizer"},
-            "schedule": {"$ref": "#/$defs/schedule"},
-            "clip": {"type": "object", "properties": {
-                "max_norm": {"type": "number"}, "norm_type": {"type": ["number", "string"]},
-                "error_if_nonfinite": {"type": "boolean"}, "clip_value": {"type": "number"},
-                "path": update_path}},
-            "regularizers": {"type": "array", "items": {"$ref": "#/$defs/regularizer"}},
-            "batching": {"$ref": "#/$defs/batching"},
-            "train": {"type": "object", "additionalProperties": false, "properties": {
-                "epochs": {"type": "integer", "minimum": 1, "default": 20},
-                "accumulate": {"type": "integer", "minimum": 1, "default": 1},
-                "non_finite": {"oneOf": [{"enum": ["error", "skip", "rollback"]}, {"type": "object"}]},
-                "early_stopping": {"type": "object"},
-                "eval_batch_size": {"type": "integer", "minimum": 1, "default": 512},
-                "averaging": averaging,
-                "sam": sam,
-                "loss_scale": loss_scale}},
-            "output": {"type": "object", "additionalProperties": false, "properties": {
-                "dir": {"type": "string"},
-                "checkpoint_every": {"type": "integer", "minimum": 0, "default": 1},
-                "plots": {"type": "boolean", "default": true}}}
-        },
-        "$defs": defs
-    }))
+    let mut schema = config_schema::<Pipeline>();
+    let mut defs = match schema.as_object_mut().and_then(|s| s.remove("$defs")) {
+        Some(Value::Object(defs)) => defs,
+        _ => Map::new(),
+    };
+    for (name, kinds) in COMPONENT_DEFS {
+        let def = kind_def(kinds, &mut defs)?;
+        defs.insert((*name).to_string(), def);
+    }
+    let mut root = Map::new();
+    root.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    root.insert("title".into(), json!("Gradus pipeline"));
+    if let Value::Object(fields) = schema {
+        root.extend(fields);
+    }
+    root.insert("$defs".into(), Value::Object(defs));
+    Ok(Value::Object(root))
 }

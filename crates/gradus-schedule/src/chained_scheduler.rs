@@ -19,10 +19,11 @@ use crate::driven::{tagged_state, untag_state};
 /// factors multiply (`linear` warm-up chained with `exponential` decay gives
 /// `initial·φ_linear(t)·γᵗ`); a closed-form child (`wsd`, `one_cycle`) overwrites what the
 /// children before it wrote. The metric passed to [`Schedule::step`] goes to every child.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainedConfig {
     /// Child schedule configs, each with its `type`, at least one. Required.
+    #[schemars(schema_with = "gradus_core::schema::schedules")]
     pub schedules: Vec<Value>,
 }
 

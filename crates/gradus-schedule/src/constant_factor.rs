@@ -15,7 +15,7 @@ use crate::driven::default_hyperparameter;
 /// `η₀ = η·factor`; at `t = total_iters`: `η ← η·(1/factor)`; otherwise unchanged.
 /// The value is `initial·factor` for `t < total_iters` and `initial` from then on (with
 /// `total_iters = 0` the factor is never undone, as in PyTorch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConstantFactorConfig {
     /// Multiplier in force before `total_iters`, in `(0, 1]`. Default: `1/3` (torch.optim.lr_scheduler.ConstantLR).

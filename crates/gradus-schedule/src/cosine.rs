@@ -20,7 +20,7 @@ use crate::driven::{default_hyperparameter, required};
 /// `η_t = (1 + cos(π·t/T_max)) / (1 + cos(π·(t−1)/T_max)) · (η_{t−1} − η_min) + η_min`, and at
 /// `(t − 1 − T_max) mod 2T_max = 0`: `η_t = η_{t−1} + (initial − η_min)·(1 − cos(π/T_max))/2`.
 /// Symbols: `T_max` = `t_max`, `η_min` = `eta_min`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CosineConfig {
     /// Half period, in steps, positive. Required (`T_max`, no default in torch.optim.lr_scheduler.CosineAnnealingLR).

@@ -19,7 +19,7 @@ use crate::driven::{default_hyperparameter, required};
 /// `η_t = η_min + (initial − η_min)·(1 + cos(π·T_cur/T_i))/2`, where `T_cur` counts the steps
 /// since the last restart and `T_i` is the current cycle length (`T_0`, `T_0·T_mult`, ...).
 /// Symbols: `T_0` = `t_0`, `T_mult` = `t_mult`, `η_min` = `eta_min`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CosineWarmRestartsConfig {
     /// Length of the first cycle, positive. Required (`T_0`, no default in torch.optim.lr_scheduler.CosineAnnealingWarmRestarts).

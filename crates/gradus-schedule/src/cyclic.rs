@@ -19,7 +19,7 @@ use crate::driven::{default_hyperparameter, required, PerGroup};
 /// `η_t = base + (max − base)·f·scale`, `m_t = max_m − (max_m − base_m)·f·scale`, where
 /// scale is `1` (`triangular`), `1/2^(cycle−1)` (`triangular2`) or `γ^t` (`exp_range`).
 /// Symbols: `γ` = `gamma`. Building sets the value to `base_lr` (as PyTorch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CyclicConfig {
     /// Lower bound, one for all groups or one per group. Required (no default in torch.optim.lr_scheduler.CyclicLR).
@@ -62,7 +62,7 @@ impl Default for CyclicConfig {
 }
 
 /// Amplitude scaling of [`CyclicConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CyclicMode {
     /// Constant amplitude.

@@ -14,7 +14,7 @@ pub(crate) fn default_hyperparameter() -> String {
 
 /// A value given once for every parameter group, or once per group (as PyTorch's `max_lr`,
 /// `base_lr`, `min_lr`, ... accept a float or a list).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "a number or an array with one number per parameter group"

@@ -13,7 +13,7 @@ use crate::driven::{default_hyperparameter, required};
 ///
 /// Chainable form: `η ← γ·η` at every `t > 0`; closed form `η_t = initial·γ^t`.
 /// Symbols: `γ` = `gamma`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExponentialConfig {
     /// Multiplicative decay per step. Required (no default in torch.optim.lr_scheduler.ExponentialLR).

@@ -16,7 +16,7 @@ use crate::driven::default_hyperparameter;
 /// Closed form: `η_t = initial·(s + (e − s)·min(t, N)/N)`. Computed with PyTorch's chainable
 /// form: `η_0 = s·η`; for `0 < t ≤ N`: `η ← η·(1 + (e − s)/(N·s + (t − 1)·(e − s)))`.
 /// Symbols: `s` = `start_factor`, `e` = `end_factor`, `N` = `total_iters`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinearConfig {
     /// Factor at step 0, in `(0, 1]`. Default: `1/3` (torch.optim.lr_scheduler.LinearLR).

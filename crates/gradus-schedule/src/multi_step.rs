@@ -16,7 +16,7 @@ use crate::driven::{default_hyperparameter, required};
 /// Chainable form: at `t` in `milestones`, `η ← η·γ^c` with `c` the number of times `t` is
 /// listed (PyTorch counts repeats); otherwise unchanged. Closed form:
 /// `η_t = initial·γ^(number of milestones ≤ t)`. Symbols: `γ` = `gamma`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MultiStepConfig {
     /// Steps at which to decay. Required (no default in torch.optim.lr_scheduler.MultiStepLR).

@@ -16,7 +16,7 @@ use crate::driven::{default_hyperparameter, required};
 /// in force at step 0 kept; closed form `η_t = initial·fᵗ` while nothing else writes the
 /// hyperparameter. PyTorch takes a function of the epoch; a JSON config takes its constant
 /// case. Symbols: `f` = `factor`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MultiplicativeConfig {
     /// Factor f applied at every step. Required (PyTorch's `lr_lambda` has no default).

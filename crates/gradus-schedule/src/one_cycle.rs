@@ -24,7 +24,7 @@ use crate::driven::{default_hyperparameter, required, PerGroup};
 /// cos: `end + (start − end)/2·(cos(π·pct) + 1)`; linear: `(end − start)·pct + start`.
 /// Symbols: `T` = `total_steps` (or `epochs·steps_per_epoch`). Stepping past `T` is an error.
 /// The optimizer's own value of the driven hyperparameter is ignored (as PyTorch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OneCycleConfig {
     /// Peak value, one for all groups or one per group. Required (no default in torch.optim.lr_scheduler.OneCycleLR).
@@ -76,7 +76,7 @@ impl Default for OneCycleConfig {
 }
 
 /// How a phase moves between its two values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnealStrategy {
     /// Half cosine.

@@ -14,7 +14,7 @@ use crate::driven::default_hyperparameter;
 /// Closed form: `η_t = initial·(1 − min(t, N)/N)^p`. Computed with PyTorch's chainable form:
 /// for `0 < t ≤ N`: `η ← η·((1 − t/N)/(1 − (t − 1)/N))^p`.
 /// Symbols: `N` = `total_iters`, `p` = `power`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolynomialConfig {
     /// Steps of the decay. Default: `5` (torch.optim.lr_scheduler.PolynomialLR).

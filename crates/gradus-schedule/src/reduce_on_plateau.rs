@@ -18,7 +18,7 @@ use crate::driven::{any_f64, default_hyperparameter, tagged_state, untag_state, 
 /// `η ← max(η·factor, min_lr)`, skipped when it would change `η` by no more than `eps`.
 /// Every [`Schedule::step`] needs the metric; building changes nothing (as PyTorch). A NaN
 /// metric counts as no improvement (as PyTorch).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReduceOnPlateauConfig {
     /// `"min"` (lower is better) or `"max"`. Default: `"min"` (torch.optim.lr_scheduler.ReduceLROnPlateau).
@@ -58,7 +58,7 @@ impl Default for ReduceOnPlateauConfig {
 }
 
 /// Whether lower or higher metrics are better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PlateauMode {
     /// Lower is better (a loss).
@@ -68,7 +68,7 @@ pub enum PlateauMode {
 }
 
 /// How `threshold` compares metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ThresholdMode {
     /// Relative to the best value.

@@ -18,10 +18,11 @@ use crate::driven::{check_name, tagged_state, untag_state};
 /// (PyTorch's shared `initial_lr`). At a milestone the child's hyperparameter is reset to that
 /// initial value and the child is rebuilt, which gives its step-0 values: PyTorch's
 /// `scheduler.step(0)`. The metric passed to [`Schedule::step`] goes to the active child.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SequentialConfig {
     /// Child schedule configs, each with its `type`. Required (no default in torch.optim.lr_scheduler.SequentialLR).
+    #[schemars(schema_with = "gradus_core::schema::schedules")]
     pub schedules: Vec<Value>,
     /// Strictly increasing steps at which the next child takes over; one fewer than
     /// `schedules`. Required (no default in torch.optim.lr_scheduler.SequentialLR).

@@ -13,7 +13,7 @@ use crate::driven::{default_hyperparameter, required};
 ///
 /// Chainable form: at `t > 0` with `t mod step_size = 0`, `η ← γ·η`; otherwise unchanged.
 /// Closed form: `η_t = initial·γ^⌊t/step_size⌋`. Symbols: `γ` = `gamma`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StepConfig {
     /// Period of the decay, in steps, positive. Required (no default in torch.optim.lr_scheduler.StepLR).

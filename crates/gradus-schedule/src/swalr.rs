@@ -36,7 +36,7 @@ use crate::driven::{
 /// by name like any schedule; `gradus_optim::averaging::SwaConfig::schedule` gives its JSON
 /// for a `train.averaging` SWA config. Symbols: `swa_lr` (per group or one for all),
 /// `A` = `anneal_epochs`, `α` = `anneal_strategy`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwalrConfig {
     /// Target value, one for every group or one per group. Required
@@ -51,7 +51,9 @@ pub struct SwalrConfig {
 }
 
 /// The shape of the annealing (the same names as `gradus_optim::averaging::AnnealStrategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnealStrategy {
     /// `α(t) = (1 - cos(π t)) / 2`.

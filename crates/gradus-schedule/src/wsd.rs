@@ -12,7 +12,7 @@ use crate::chained::{Chained, Rule};
 use crate::driven::{default_hyperparameter, required};
 
 /// The shape of the decay phase of [`WsdConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum WsdDecay {
     /// `1 − p`.
     #[serde(rename = "linear")]
@@ -44,7 +44,7 @@ pub enum WsdDecay {
 /// has no such scheduler; references: Hu et al., "MiniCPM" (arXiv:2404.06395), and Hägele et
 /// al., "Scaling Laws and Compute-Optimal Training Beyond Fixed Training Durations"
 /// (arXiv:2405.18392).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WsdConfig {
     /// Length T of the run, in steps. Required.

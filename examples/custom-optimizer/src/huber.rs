@@ -27,7 +27,9 @@ pub struct Huber {
 }
 
 /// Configuration of [`Huber`] (PyTorch's keyword names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, gradus_core::schemars::JsonSchema)]
+// The schema of `gradus schema`, through gradus-core's re-export (no schemars dependency).
+#[schemars(crate = "gradus_core::schemars")]
 #[serde(deny_unknown_fields, default)]
 pub struct HuberConfig {
     /// Where the loss turns from quadratic to linear. Default: `1.0` (torch.nn.HuberLoss).

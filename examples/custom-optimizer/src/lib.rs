@@ -31,7 +31,9 @@ pub use huber::{Huber, HuberConfig};
 /// (ICML 2018), which names it Signum. Unlike Lion
 /// (built in as `lion`), the step is the sign of the momentum itself, not of an interpolation
 /// between it and the gradient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, gradus_core::schemars::JsonSchema)]
+// The schema of `gradus schema`, through gradus-core's re-export (no schemars dependency).
+#[schemars(crate = "gradus_core::schemars")]
 #[serde(deny_unknown_fields, default)]
 pub struct SignumConfig {
     /// Learning rate γ. Default: `1e-3`.

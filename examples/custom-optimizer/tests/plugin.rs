@@ -190,6 +190,20 @@ fn the_huber_loss_plugin_is_listed_in_the_schema_and_usable_by_name_from_a_pipel
         .find(|v| v["properties"]["type"]["const"] == "huber")
         .expect("huber in the schema");
     assert_eq!(plugin["properties"]["delta"]["default"], 1.0);
+    assert_eq!(plugin["properties"]["delta"]["type"], "number");
+    assert_eq!(plugin["additionalProperties"], false);
+    // The plugin optimizer's schema is exact too (its derive, through `gradus_core::schemars`),
+    // with the `groups` and `path` every grouped optimizer takes.
+    let signum = schema["$defs"]["optimizer"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["properties"]["type"]["const"] == "signum")
+        .expect("signum in the schema");
+    assert_eq!(signum["properties"]["beta"]["type"], "number");
+    assert_eq!(signum["additionalProperties"], false);
+    assert!(signum["properties"]["groups"].is_object(), "{signum}");
+    assert!(signum["properties"]["path"].is_object(), "{signum}");
 
     let pipeline = concat!(env!("CARGO_MANIFEST_DIR"), "/regression-huber.json");
     let (ok, stdout, stderr) = gradus_signum(&["validate", pipeline]);

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::Chw;
 
 /// How `pad` fills the border, as torchvision's `padding_mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PaddingMode {
     /// A constant `fill` value (torchvision's default).

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::Chw;
 
 /// Interpolation of a warp, as `torchvision.transforms.InterpolationMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Interpolation {
     /// Nearest neighbour (torchvision's default for rotations and affine maps).

@@ -20,7 +20,7 @@ pub struct CenterCrop {
 }
 
 /// Config of [`CenterCrop`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CenterCropConfig {
     /// Output size `s` or `[h, w]`. Required (torchvision CenterCrop has no default).

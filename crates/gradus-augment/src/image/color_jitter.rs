@@ -24,7 +24,7 @@ pub struct ColorJitter {
 }
 
 /// Config of [`ColorJitter`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColorJitterConfig {
     /// Brightness factor range; `v` = `[max(0, 1 - v), 1 + v]`. Default: `0` (off;

@@ -52,10 +52,11 @@ pub struct Sequence {
 }
 
 /// Config of `sequence` and `random_order`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SequenceConfig {
     /// Child configs, each `{"type": ..., ...}`. Default: none (torchvision Compose).
+    #[schemars(schema_with = "gradus_core::schema::image_augmentations")]
     pub transforms: Vec<Value>,
 }
 
@@ -80,10 +81,11 @@ pub struct RandomApply {
 }
 
 /// Config of `random_apply`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomApplyConfig {
     /// Child configs. Default: none.
+    #[schemars(schema_with = "gradus_core::schema::image_augmentations")]
     pub transforms: Vec<Value>,
     /// Probability of applying them to a sample. Default: `0.5` (torchvision RandomApply).
     pub p: f64,
@@ -126,10 +128,11 @@ pub struct OneOf {
 }
 
 /// Config of `one_of`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OneOfConfig {
     /// Child configs (at least one).
+    #[schemars(schema_with = "gradus_core::schema::image_augmentations")]
     pub transforms: Vec<Value>,
     /// Weight of each child, normalised to sum 1. Default: uniform (torchvision
     /// RandomChoice).

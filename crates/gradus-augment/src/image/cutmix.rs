@@ -26,7 +26,7 @@ pub struct CutMix {
 }
 
 /// Config of [`CutMix`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CutMixConfig {
     /// Beta parameter. Default: `1.0` (torchvision CutMix).

@@ -19,7 +19,7 @@ pub struct RandomFlip {
 }
 
 /// Config of `horizontal_flip` and `vertical_flip`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlipConfig {
     /// Probability of flipping each sample. Default: `0.5` (torchvision RandomHorizontalFlip).

@@ -21,7 +21,7 @@ pub struct GaussianBlur {
 }
 
 /// Config of [`GaussianBlur`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GaussianBlurConfig {
     /// Kernel size `k` or `[kx, ky]` (width first, as torchvision), odd and positive.

@@ -21,7 +21,7 @@ pub struct GaussianNoise {
 }
 
 /// Config of [`GaussianNoise`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GaussianNoiseConfig {
     /// Mean of the noise. Default: `0.0` (torchvision GaussianNoise).
@@ -29,6 +29,7 @@ pub struct GaussianNoiseConfig {
     /// Standard deviation of the noise (alias `std`). Default: `0.1` (torchvision
     /// GaussianNoise).
     #[serde(alias = "std")]
+    #[schemars(extend("x-aliases" = ["std"]))]
     pub sigma: f64,
     /// Clamp the result to `[0, 1]`. Default: `true` (torchvision GaussianNoise).
     pub clip: bool,

@@ -24,7 +24,7 @@ pub struct MixUp {
 }
 
 /// Config of [`MixUp`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MixUpConfig {
     /// Beta parameter. Default: `1.0` (torchvision MixUp).

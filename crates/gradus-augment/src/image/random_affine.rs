@@ -29,7 +29,7 @@ pub struct RandomAffine {
 }
 
 /// Shear range: `s` (x in `[-s, s]`), `[min, max]` (x), or `[x_min, x_max, y_min, y_max]`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "a number, [min, max] or [x_min, x_max, y_min, y_max]"
@@ -44,7 +44,7 @@ pub enum Shear {
 }
 
 /// Config of [`RandomAffine`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomAffineConfig {
     /// Rotation range in degrees; `d` means `[-d, d]`; `0` disables rotation. Required

@@ -25,7 +25,7 @@ pub struct RandomCrop {
 }
 
 /// Config of [`RandomCrop`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomCropConfig {
     /// Output size `s` or `[h, w]`. Required (torchvision RandomCrop has no default).

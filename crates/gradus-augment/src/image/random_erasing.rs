@@ -25,7 +25,7 @@ pub struct RandomErasing {
 }
 
 /// The erased pixels: a number, one number per channel, or `"random"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "a number, a list of per-channel numbers, or \"random\""
@@ -36,11 +36,12 @@ pub enum EraseValue {
     /// One value per channel.
     PerChannel(Vec<f64>),
     /// `"random"`: standard normal values per erased pixel.
+    #[schemars(extend("const" = "random"))]
     Random(String),
 }
 
 /// Config of [`RandomErasing`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomErasingConfig {
     /// Probability of erasing each sample. Default: `0.5` (torchvision RandomErasing).

@@ -25,7 +25,7 @@ pub struct RandomResizedCrop {
 }
 
 /// Config of [`RandomResizedCrop`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomResizedCropConfig {
     /// Output size `s` or `[h, w]`. Required (torchvision RandomResizedCrop has no default).

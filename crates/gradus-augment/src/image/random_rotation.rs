@@ -24,7 +24,7 @@ pub struct RandomRotation {
 }
 
 /// Config of [`RandomRotation`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomRotationConfig {
     /// Angle range in degrees: `d` means `[-d, d]`. Required (torchvision RandomRotation has no

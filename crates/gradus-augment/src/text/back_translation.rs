@@ -29,7 +29,7 @@ pub struct BackTranslation {
 }
 
 /// Config of [`BackTranslation`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackTranslationConfig {
     /// The translator, by registered name (`dictionary`, or one added with

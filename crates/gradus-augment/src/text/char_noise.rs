@@ -30,7 +30,7 @@ enum Typo {
 }
 
 /// Config of [`CharNoise`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CharNoiseConfig {
     /// Probability of a typo at each character. Default: `0.05` (Gradus; no PyTorch

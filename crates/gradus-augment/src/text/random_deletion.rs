@@ -21,7 +21,7 @@ pub struct RandomDeletion {
 }
 
 /// Config of [`RandomDeletion`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomDeletionConfig {
     /// Deletion probability per token (EDA's `p_rd`). Default: `0.1` (EDA).

@@ -27,7 +27,7 @@ pub struct RandomInsertion {
 }
 
 /// Config of [`RandomInsertion`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomInsertionConfig {
     /// Number of insertions; overrides `fraction`. Default: none.

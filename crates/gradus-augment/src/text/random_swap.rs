@@ -22,7 +22,7 @@ pub struct RandomSwap {
 }
 
 /// Config of [`RandomSwap`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RandomSwapConfig {
     /// Number of swaps; overrides `fraction`. Default: none.

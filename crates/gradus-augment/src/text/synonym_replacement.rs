@@ -28,7 +28,7 @@ pub struct SynonymReplacement {
 }
 
 /// Config of [`SynonymReplacement`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SynonymReplacementConfig {
     /// Number of words to replace; overrides `fraction`. Default: none.

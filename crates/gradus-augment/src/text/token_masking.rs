@@ -21,7 +21,7 @@ pub struct TokenMasking {
 }
 
 /// Config of [`TokenMasking`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TokenMaskingConfig {
     /// Masking probability per token. Default: `0.15` (BERT's masking rate).

@@ -13,7 +13,18 @@ use crate::state_dict::StateDict;
 ///
 /// In JSON: `"path": "auto" | "fused" | "reference"` on an `optimizer` or `clip` object.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum UpdatePath {

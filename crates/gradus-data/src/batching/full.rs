@@ -16,7 +16,7 @@ use serde_json::Value;
 pub struct FullBatch;
 
 /// Configuration of [`FullBatch`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FullConfig {}
 

@@ -20,7 +20,7 @@ pub struct MiniBatch {
 }
 
 /// Configuration of [`MiniBatch`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MiniBatchConfig {
     /// Samples per batch, at least 1. Default: `32` (Keras `Model.fit`; PyTorch's `DataLoader`

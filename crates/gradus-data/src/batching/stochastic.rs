@@ -19,7 +19,7 @@ pub struct Stochastic {
 }
 
 /// Configuration of [`Stochastic`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StochasticConfig {
     /// Visit the samples in a new random order each epoch. Default: `true` (stochastic

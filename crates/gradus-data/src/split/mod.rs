@@ -18,7 +18,7 @@ use crate::tensors::{labels, num_samples};
 /// With `stratify`, each class is split on its own, so that each part holds every class's
 /// exact share `n_class * n_part / n` rounded down or up: class proportions are kept within
 /// one sample in every part.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SplitConfig {
     /// Fraction of the samples for validation, in `[0, 1)`. Default: `0.0` (no validation part).

@@ -35,7 +35,9 @@ pub struct Synthetic {
 }
 
 /// Which data set [`Synthetic`] generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SyntheticKind {
     /// Two interleaving half circles (binary classification).
@@ -53,7 +55,7 @@ pub enum SyntheticKind {
 
 /// Configuration of [`Synthetic`]; the optional fields apply to the kinds named, and setting
 /// one for another kind is an error.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyntheticConfig {
     /// The generator. Default: `"two_moons"`.

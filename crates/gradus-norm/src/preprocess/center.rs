@@ -17,7 +17,7 @@ pub struct Center {
 }
 
 /// Config of [`Center`]: no fields.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CenterConfig {}
 

@@ -27,7 +27,7 @@ pub struct MinMax {
 }
 
 /// Config of [`MinMax`] (sklearn's keyword names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MinMaxConfig {
     /// Target range `[min, max]`, `min < max`. Default: `[0.0, 1.0]` (sklearn MinMaxScaler).

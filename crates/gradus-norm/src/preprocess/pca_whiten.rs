@@ -40,7 +40,7 @@ pub struct PcaWhiten {
 }
 
 /// Config of [`PcaWhiten`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PcaWhitenConfig {
     /// Components kept, `null` = all features. Default: `null` (sklearn's `n_components=None`

@@ -28,7 +28,7 @@ pub struct Standardize {
 }
 
 /// Config of [`Standardize`] (sklearn's keyword names).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StandardizeConfig {
     /// Subtract the mean. Default: `true` (sklearn StandardScaler).

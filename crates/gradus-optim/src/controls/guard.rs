@@ -8,7 +8,9 @@ use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 use serde::{Deserialize, Serialize};
 
 /// What to do about a non-finite value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NonFinitePolicy {
     /// Stop with [`Error::NonFinite`] naming the loss or the parameter.
@@ -22,7 +24,7 @@ pub enum NonFinitePolicy {
 }
 
 /// The guard's config: `{"policy": "rollback", "lr_factor": 0.5, "snapshot_interval": 1}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
     /// `"error"`, `"skip"` or `"rollback"`. Default: `"error"` (PyTorch has no guard; failing

@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The dynamic scaler's settings (torch.amp.GradScaler's keyword names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DynamicScaleConfig {
     /// Initial scale, finite and > 0. Default: `65536.0` (torch.amp.GradScaler).

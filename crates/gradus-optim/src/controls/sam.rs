@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// SAM's settings: `"sam": {"rho": 0.05, "adaptive": false}` (pytorch-optimizer's names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SamConfig {
     /// Radius of the neighbourhood, `>= 0`. Default: `0.05` (pytorch-optimizer SAM).

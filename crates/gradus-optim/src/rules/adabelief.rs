@@ -33,7 +33,7 @@ use crate::validate;
 /// λ = `weight_decay`. Defaults are pytorch-optimizer 4.1.0's. Paper: Zhuang et al., "AdaBelief
 /// Optimizer: Adapting Stepsizes by the Belief in Observed Gradients" (NeurIPS 2020). `foreach`
 /// chooses the reference's batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdabeliefConfig {
     /// Learning rate γ. Default: `1e-3`.

@@ -25,7 +25,7 @@ use crate::validate;
 /// γ = `lr`, ρ = `rho`, ε = `eps`, λ = `weight_decay`. Defaults are `torch.optim.Adadelta`'s
 /// (PyTorch 2.15): lr `1.0`, rho `0.9`, eps `1e-6`. Paper: Zeiler, "ADADELTA: An Adaptive
 /// Learning Rate Method" (2012).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdadeltaConfig {
     /// Coefficient γ scaling Δ. Default: `1.0` (torch.optim.Adadelta).

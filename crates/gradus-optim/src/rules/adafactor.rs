@@ -42,7 +42,7 @@ use crate::rules::decay;
 /// Adafactor runs on the reference path only ([`NoKernel`]): a fused kernel sees one chunk of
 /// elements at a time, while the update needs whole-tensor statistics (two RMS values and, for
 /// matrices, row and column means of state that is not of the parameter's shape).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdafactorConfig {
     /// Learning rate γ: the cap of the relative step size ρ, and the decay's factor.

@@ -23,7 +23,7 @@ use crate::validate;
 /// γ = `lr`, η = `lr_decay`, λ = `weight_decay`, ε = `eps`. Defaults are `torch.optim.Adagrad`'s
 /// (PyTorch 2.15): lr `1e-2`, eps `1e-10`. Paper: Duchi, Hazan & Singer, "Adaptive Subgradient
 /// Methods for Online Learning and Stochastic Optimization" (JMLR 2011).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdagradConfig {
     /// Learning rate γ. Default: `1e-2` (torch.optim.Adagrad).

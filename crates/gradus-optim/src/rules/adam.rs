@@ -30,7 +30,7 @@ use crate::validate;
 /// PyTorch (TensorFlow adds ε̂ before it). Paper: Kingma & Ba, "Adam: A Method for Stochastic
 /// Optimization" (ICLR 2015); AMSGrad: Reddi et al., "On the Convergence of Adam and Beyond"
 /// (ICLR 2018).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdamConfig {
     /// Learning rate γ. Default: `1e-3` (torch.optim.Adam).

@@ -23,7 +23,7 @@ use crate::validate;
 ///
 /// γ = `lr`, (β₁, β₂) = `betas`, ε = `eps`, λ = `weight_decay`. Defaults are
 /// `torch.optim.Adamax`'s (PyTorch 2.15): lr `2e-3`. Paper: Kingma & Ba (2015), section 7.1.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdamaxConfig {
     /// Learning rate γ. Default: `2e-3` (torch.optim.Adamax).

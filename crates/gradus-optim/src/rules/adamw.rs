@@ -20,7 +20,7 @@ use crate::rules::adam::{AdamHyper, AdamKernel, AdamStep};
 /// Same fields as `adam` except that the decay is always decoupled and λ defaults to `0.01`
 /// (torch.optim.AdamW, PyTorch 2.15). Paper: Loshchilov & Hutter, "Decoupled Weight Decay
 /// Regularization" (ICLR 2019).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdamWConfig {
     /// Learning rate γ. Default: `1e-3` (torch.optim.AdamW).

@@ -36,7 +36,7 @@ use crate::validate;
 /// Not implemented: `max_grad_norm` > 0 (clipping by the global norm over every parameter,
 /// which a per-parameter rule cannot take; refused by name). `foreach` chooses the reference's
 /// batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdanConfig {
     /// Learning rate γ. Default: `1e-3`.

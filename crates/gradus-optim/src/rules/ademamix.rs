@@ -31,7 +31,7 @@ use crate::validate;
 /// are pytorch-optimizer 4.1.0's. Paper: Pagliardini, Ablin & Grangier, "The AdEMAMix
 /// Optimizer: Better, Faster, Older" (ICLR 2025). `foreach` chooses the reference's batching
 /// only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdemamixConfig {
     /// Learning rate γ. Default: `1e-3`.

@@ -32,7 +32,7 @@ use crate::validate;
 /// option is not accepted). Defaults are pytorch-optimizer 4.1.0's. Paper: Taniguchi et al.,
 /// "ADOPT: Modified Adam Can Converge with Any β₂ with the Optimal Rate" (NeurIPS 2024).
 /// `foreach` chooses the reference's batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdoptConfig {
     /// Learning rate γ. Default: `1e-3`.

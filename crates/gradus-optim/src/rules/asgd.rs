@@ -32,7 +32,7 @@ use crate::validate;
 /// PyTorch's names. Defaults are `torch.optim.ASGD`'s (PyTorch 2.15): lr `1e-2`, lambd `1e-4`,
 /// alpha `0.75`, t0 `1e6`, weight_decay `0`. Paper: Polyak & Juditsky, "Acceleration of
 /// Stochastic Approximation by Averaging" (SIAM J. Control Optim. 1992).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsgdConfig {
     /// Learning rate γ. Default: `1e-2`.

@@ -38,7 +38,7 @@ const WEIGHT_NORM_CLAMP: f64 = 10.0;
 /// `degenerated_to_sgd`, `n_sma_threshold`) and `pre_norm` (a global gradient norm over every
 /// parameter, which a per-parameter rule cannot take). `max_grad_norm` only acts under
 /// `pre_norm`; `foreach` chooses the reference's batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LambConfig {
     /// Learning rate γ. Default: `1e-3`.

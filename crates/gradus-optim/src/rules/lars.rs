@@ -33,7 +33,7 @@ use crate::validate;
 /// pytorch-optimizer 4.1.0's. Paper: You, Gitman & Ginsburg, "Large Batch Training of
 /// Convolutional Networks" (2017, arXiv:1708.03888). `foreach` chooses the reference's batching
 /// only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LarsConfig {
     /// Learning rate γ. Default: `1e-3`.

@@ -33,8 +33,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// L-BFGS's config: torch.optim.LBFGS's keyword names and defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+// Not a grouped optimizer: no `groups`, no `path` in `gradus schema` (see its `build`).
+#[schemars(extend("x-grouped" = false))]
 pub struct LbfgsConfig {
     /// Step length factor, `>= 0`. Default: `1` (torch.optim.LBFGS).
     pub lr: f64,

@@ -26,7 +26,7 @@ use crate::validate;
 /// γ = `lr`, (β₁, β₂) = `betas`, λ = `weight_decay`. Defaults are pytorch-optimizer 4.1.0's.
 /// Paper: Chen et al., "Symbolic Discovery of Optimization Algorithms" (NeurIPS 2023).
 /// `foreach` chooses the reference's batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LionConfig {
     /// Learning rate γ. Default: `1e-4`.

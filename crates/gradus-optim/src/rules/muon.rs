@@ -10,7 +10,7 @@ use crate::engine::rule::{Buffers, Rule, Scalars};
 use crate::rules::adafactor::lerp;
 
 /// How Muon scales its learning rate by the matrix's shape `[A, B]` (`adjust_lr_fn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AdjustLr {
     /// Keller Jordan's `√max(1, A/B)` (also what `null` means).
@@ -48,7 +48,7 @@ pub enum AdjustLr {
 /// optimizer routes every other parameter, and those matching `adamw_params`, to an auxiliary
 /// AdamW: see [`MuonWithAuxAdamW`](crate::rules::muon_aux::MuonWithAuxAdamW). Muon runs on the
 /// reference path only ([`NoKernel`]): the iteration is matrix products over the whole tensor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MuonConfig {
     /// Learning rate γ. Default: `1e-3`.

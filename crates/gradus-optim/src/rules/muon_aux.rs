@@ -48,15 +48,37 @@ pub struct MuonWithAuxAdamW {
 
 /// The registered config of `muon`, for its default JSON: Muon's fields, `adamw` and
 /// `adamw_params` (parsed by [`build_muon`]).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
+// What `build_muon` accepts (strictly, as each part is parsed strictly).
+#[schemars(deny_unknown_fields)]
 pub struct MuonWithAuxAdamWConfig {
     /// Muon's hyperparameters.
     #[serde(flatten)]
     pub muon: MuonConfig,
-    /// The auxiliary AdamW's hyperparameters (its `lr` defaults to Muon's).
+    /// The auxiliary AdamW's hyperparameters (its `lr` defaults to Muon's), with its own
+    /// optional `groups`.
+    #[schemars(schema_with = "adamw_schema")]
     pub adamw: AdamWConfig,
-    /// Glob patterns of matrices to give to AdamW instead of Muon.
+    /// Glob patterns of matrices to give to AdamW instead of Muon: one pattern or a list.
+    #[schemars(schema_with = "patterns_schema")]
     pub adamw_params: Vec<String>,
+}
+
+/// The auxiliary AdamW in `gradus schema`: AdamW's config plus its `groups`.
+fn adamw_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = gradus_core::schema::config_schema::<AdamWConfig>();
+    let groups = gradus_core::schema::parameter_groups(&schema);
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        properties.insert("groups".into(), groups);
+    }
+    schemars::Schema::try_from(schema).unwrap_or_default()
+}
+
+/// `adamw_params`: a pattern or a list of patterns.
+fn patterns_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]
+    })
 }
 
 impl MuonWithAuxAdamW {

@@ -27,7 +27,7 @@ use crate::validate;
 /// γ = `lr`, (β₁, β₂) = `betas`, ε = `eps`, λ = `weight_decay`, ψ = `momentum_decay`.
 /// Defaults are `torch.optim.NAdam`'s (PyTorch 2.15): lr `2e-3`, momentum_decay `4e-3`. Paper:
 /// Dozat, "Incorporating Nesterov Momentum into Adam" (ICLR 2016 workshop).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct NadamConfig {
     /// Learning rate γ. Default: `2e-3` (torch.optim.NAdam).

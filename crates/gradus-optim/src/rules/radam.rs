@@ -28,7 +28,7 @@ use crate::validate;
 /// γ = `lr`, (β₁, β₂) = `betas`, ε = `eps`, λ = `weight_decay`. Defaults are
 /// `torch.optim.RAdam`'s (PyTorch 2.15). Paper: Liu et al., "On the Variance of the Adaptive
 /// Learning Rate and Beyond" (ICLR 2020).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RadamConfig {
     /// Learning rate γ. Default: `1e-3` (torch.optim.RAdam).

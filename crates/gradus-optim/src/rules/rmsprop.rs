@@ -25,7 +25,7 @@ use crate::validate;
 /// γ = `lr`, α = `alpha`, ε = `eps`, λ = `weight_decay`, μ = `momentum`. Defaults are
 /// `torch.optim.RMSprop`'s (PyTorch 2.15): lr `1e-2`, alpha `0.99`. Source: Hinton, Lecture 6e of
 /// "Neural Networks for Machine Learning" (2012); centered form: Graves (2013).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RmspropConfig {
     /// Learning rate γ. Default: `1e-2` (torch.optim.RMSprop).

@@ -30,7 +30,7 @@ use crate::validate;
 /// `(0.5, 1.2)`, step_sizes `(1e-6, 50)`. Paper: Riedmiller & Braun, "A Direct Adaptive Method
 /// for Faster Backpropagation Learning: The RPROP Algorithm" (ICNN 1993). Rprop is a full-batch
 /// method: with noisy mini-batch gradients its sign test misfires.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RpropConfig {
     /// Learning rate γ: the initial step size of every coordinate. Default: `1e-2`.

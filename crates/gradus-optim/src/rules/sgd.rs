@@ -28,7 +28,7 @@ use crate::validate;
 /// (only when μ ≠ 0). Defaults are `torch.optim.SGD`'s (PyTorch 2.15). Momentum: Polyak (1964);
 /// Nesterov: Sutskever et al., "On the importance of initialization and momentum in deep
 /// learning" (ICML 2013).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SgdConfig {
     /// Learning rate γ. Default: `1e-3` (torch.optim.SGD).

@@ -32,7 +32,7 @@ use crate::validate;
 /// per group in the reference: the same while every parameter has a gradient at every step.
 /// Paper: Defazio et al., "The Road Less Scheduled" (NeurIPS 2024). `foreach` chooses the
 /// reference's batching only and has no effect here.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SgdScheduleFreeConfig {
     /// Learning rate γ. Default: `1.0`.

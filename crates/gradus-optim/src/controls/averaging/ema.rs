@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 /// ops round the product first: the two agree within about 1 ulp per update, see
 /// `tests/averaging.rs`). Updated after every optimizer step. `decay` in `[0, 1]`
 /// (PyTorch's check and wording).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmaConfig {
     /// Weight of the running average. Default: `0.999`

@@ -22,7 +22,7 @@ use serde_json::Value;
 /// towards `swa_lr` over `anneal_epochs` epochs ([`SwaConfig::schedule`], the registered
 /// `swalr` schedule of `gradus-schedule`). Batch-norm statistics for the averaged weights are
 /// recomputed with [`update_bn`](super::update_bn).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwaConfig {
     /// First epoch (from 1) at whose end the weights are averaged and from which `SWALR` drives
@@ -40,7 +40,9 @@ pub struct SwaConfig {
 
 /// How `SWALR` moves from the current learning rate to `swa_lr` (the same names as the
 /// `swalr` schedule's `anneal_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum AnnealStrategy {
     /// `alpha(t) = (1 - cos(pi t)) / 2`.

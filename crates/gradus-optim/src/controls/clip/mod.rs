@@ -276,7 +276,7 @@ pub fn clip_grad_value<P: GradParam>(
 }
 
 /// Clipping by global norm: `{"max_norm": 1.0, "norm_type": 2.0, "error_if_nonfinite": false}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClipNormConfig {
     /// Largest allowed global norm, `>= 0`. Required (no default in torch.nn.utils.clip_grad_norm_).
@@ -298,7 +298,7 @@ fn two() -> NormType {
 }
 
 /// Clipping by value: `{"clip_value": 0.5}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClipValueConfig {
     /// Bound on each gradient element's magnitude, `>= 0`. Required (no default in torch.nn.utils.clip_grad_value_).

@@ -47,6 +47,23 @@ impl From<NormType> for NormRepr {
     }
 }
 
+/// The schema of what the parser accepts (`NormRepr`): a number `> 0`, or `"inf"`.
+impl schemars::JsonSchema for NormType {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NormType".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The order p of the norm: a number > 0, or \"inf\" (the largest magnitude).",
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"const": "inf"}
+            ]
+        })
+    }
+}
+
 impl std::fmt::Display for NormType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
