@@ -46,7 +46,7 @@ pub use controls::{accumulate, averaging, clip, guard, loss_scale, sam};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
-    decay, lamb, lars, lbfgs, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
+    decay, lamb, lars, lbfgs, moments, muon, muon_aux, nadam, prodigy, radam, rmsprop, rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -75,6 +75,7 @@ pub use rules::lion::{Lion, LionConfig};
 pub use rules::muon::{Muon, MuonConfig};
 pub use rules::muon_aux::{MuonWithAuxAdamW, MuonWithAuxAdamWConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
+pub use rules::prodigy::{Prodigy, ProdigyConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
 pub use rules::rprop::{Rprop, RpropConfig};

@@ -25,6 +25,7 @@ pub mod moments;
 pub mod muon;
 pub mod muon_aux;
 pub mod nadam;
+pub mod prodigy;
 pub mod radam;
 pub mod rmsprop;
 pub mod rprop;
