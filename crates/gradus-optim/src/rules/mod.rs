@@ -21,6 +21,7 @@ pub mod lamb;
 pub mod lars;
 pub mod lbfgs;
 pub mod lion;
+pub mod lookahead;
 pub mod moments;
 pub mod muon;
 pub mod muon_aux;
