@@ -251,7 +251,7 @@ impl Rule for ProdigyConfig {
             dot_coef: ratio * d_lr,
             d_lr,
             decay: (self.weight_decay != 0.0)
-                .then(|| 1.0 - self.weight_decay * if self.fixed_decay { 1.0 } else { d_lr }),
+                .then_some(1.0 - self.weight_decay * if self.fixed_decay { 1.0 } else { d_lr }),
             eps: self.eps.unwrap_or(0.0),
             d_next: d,
             maximize: self.maximize,
