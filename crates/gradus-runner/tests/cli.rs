@@ -44,8 +44,10 @@ fn list_shows_every_optimizer_with_defaults() {
             "lars",
             "lbfgs",
             "lion",
+            "lookahead",
             "muon",
             "nadam",
+            "prodigy",
             "radam",
             "rmsprop",
             "rprop",
@@ -57,7 +59,7 @@ fn list_shows_every_optimizer_with_defaults() {
     assert_eq!(adamw["defaults"]["weight_decay"], 0.01);
     let (ok, table, _) = gradus(&["list"]);
     assert!(ok);
-    assert!(table.contains("optimizer (23)"), "{table}");
+    assert!(table.contains("optimizer (25)"), "{table}");
 }
 
 #[test]
