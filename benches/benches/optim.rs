@@ -41,6 +41,10 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("lion", 1),
     ("adamw_schedule_free", 2),
     ("sgd_schedule_free", 1),
+    // Two passes per step over p0, s, exp_avg, exp_avg_sq (the group-level reduce, then apply).
+    ("prodigy", 4),
+    // Its inner AdamW's two buffers; the slow weights are read and written once every k = 5 steps.
+    ("lookahead", 2),
     // The plugin example's Signum (examples/custom-optimizer): its own crate, its own kernel.
     ("signum", 1),
 ];

@@ -46,7 +46,8 @@ pub use controls::{accumulate, averaging, clip, guard, loss_scale, sam};
 pub use engine::{build, grouped, groups, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
-    decay, lamb, lars, lbfgs, moments, muon, muon_aux, nadam, radam, rmsprop, rprop, sgd,
+    decay, lamb, lars, lbfgs, lookahead, moments, muon, muon_aux, nadam, prodigy, radam, rmsprop,
+    rprop, sgd,
 };
 
 pub use engine::build::build_optimizer;
@@ -72,9 +73,11 @@ pub use rules::asgd::{Asgd, AsgdConfig};
 pub use rules::lamb::{Lamb, LambConfig};
 pub use rules::lars::{Lars, LarsConfig};
 pub use rules::lion::{Lion, LionConfig};
+pub use rules::lookahead::{Lookahead, LookaheadConfig};
 pub use rules::muon::{Muon, MuonConfig};
 pub use rules::muon_aux::{MuonWithAuxAdamW, MuonWithAuxAdamWConfig};
 pub use rules::nadam::{Nadam, NadamConfig};
+pub use rules::prodigy::{Prodigy, ProdigyConfig};
 pub use rules::radam::{Radam, RadamConfig};
 pub use rules::rmsprop::{Rmsprop, RmspropConfig};
 pub use rules::rprop::{Rprop, RpropConfig};

@@ -25,6 +25,8 @@ fn every_registered_optimizer_conforms() {
         "muon",
         "rprop",
         "lbfgs",
+        "prodigy",
+        "lookahead",
     ] {
         assert!(
             names.contains(&expected),

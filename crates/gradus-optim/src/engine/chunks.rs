@@ -21,6 +21,20 @@ pub(crate) fn run<K: Kernel<S>, S: Sync, T: Elem>(step: &S, mut chunk: Chunk<'_,
     split::<K, S, T, Apply>(step, chunk, &sums);
 }
 
+/// Only the reduce pass of kernel `K` over a whole tensor: the tensor's sums (partial sums
+/// added in the same fixed tree order as [`run`]). For a rule whose step reduces over its whole
+/// group ([`Rule::GROUP_REDUCES`](crate::Rule::GROUP_REDUCES)), which adds the tensors' sums
+/// before any tensor's apply pass.
+pub(crate) fn reduce<K: Kernel<S>, S: Sync, T: Elem>(step: &S, chunk: Chunk<'_, T>) -> Sums {
+    split::<K, S, T, Reduce>(step, chunk, &[0.0; 4])
+}
+
+/// Only the elementwise pass of kernel `K` over a whole tensor, with `sums` (a group's totals
+/// after [`reduce`], or zeros for a kernel that reads none).
+pub(crate) fn apply<K: Kernel<S>, S: Sync, T: Elem>(step: &S, chunk: Chunk<'_, T>, sums: &Sums) {
+    split::<K, S, T, Apply>(step, chunk, sums);
+}
+
 /// One of the two passes of a kernel.
 trait Pass: Send + Sync + 'static {
     fn leaf<K: Kernel<S>, S, T: Elem>(step: &S, chunk: Chunk<'_, T>, sums: &Sums) -> Sums;

@@ -2,6 +2,7 @@
 //! groups, skipped gradients, state, run-time hyperparameters, both optimizer traits.
 
 use candle_core::backprop::GradStore;
+use candle_core::Tensor;
 
 use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 
@@ -10,15 +11,32 @@ use std::marker::PhantomData;
 use rayon::prelude::*;
 
 use crate::engine::groups::GroupSpec;
-use crate::engine::kernel::Kernel;
+use crate::engine::kernel::{Kernel, Sums};
 use crate::engine::path::UpdatePath;
-use crate::engine::rule::{ParamState, Rule};
+use crate::engine::rule::{ParamState, Rule, Scalars};
 use crate::engine::slot::{Found, Slot};
-use crate::engine::step::{self as fused_step, BufferPlan};
+use crate::engine::step::{self as fused_step, BufferPlan, Stage};
 
 pub(crate) struct Group<R> {
     pub(crate) hyper: R,
     pub(crate) frozen: bool,
+    /// The group's scalar state ([`Rule::group_scalar_names`]; empty for most rules).
+    pub(crate) scalars: Scalars,
+}
+
+impl<R: Rule> Group<R> {
+    fn new(hyper: R, frozen: bool) -> Self {
+        let scalars = hyper
+            .group_scalar_names()
+            .into_iter()
+            .map(|name| (name, hyper.initial_group_scalar(name)))
+            .collect();
+        Group {
+            hyper,
+            frozen,
+            scalars,
+        }
+    }
 }
 
 /// Parameters handled together in each pass of a step: their gradients looked up, then
@@ -75,16 +93,10 @@ impl<R: Rule> GroupedOptimizer<R> {
                 Slot::new(param, group)
             })
             .collect();
-        let mut groups = vec![Group {
-            hyper,
-            frozen: false,
-        }];
+        let mut groups = vec![Group::new(hyper, false)];
         for spec in specs {
             spec.hyper.validate()?;
-            groups.push(Group {
-                hyper: spec.hyper,
-                frozen: spec.frozen,
-            });
+            groups.push(Group::new(spec.hyper, spec.frozen));
         }
         let elem_count = slots.iter().map(|s| s.facts.len).sum();
         Ok(GroupedOptimizer {
@@ -145,6 +157,9 @@ impl<R: Rule> GroupedOptimizer<R> {
         if path == UpdatePath::Fused {
             self.check_fused(&found)?;
         }
+        if R::GROUP_REDUCES {
+            return self.step_group_reduced(found);
+        }
         if path != UpdatePath::Reference && Self::HAS_KERNEL {
             self.step_fused(&mut found, parallel)?;
         }
@@ -203,12 +218,13 @@ impl<R: Rule> GroupedOptimizer<R> {
                 return Ok(());
             }
             let hyper = &groups[slot.group].hyper;
+            let step = begin_step(hyper, &mut slot.state, &slot.facts.dims);
             fused_step::Job::<R::Kernel, R::Step> {
                 param: slot.param.var.as_tensor(),
                 facts: &slot.facts,
                 found,
                 buffers: &plans[slot.group],
-                step: begin_step(hyper, &mut slot.state, &slot.facts.dims),
+                step: &step,
                 reference: &mut slot.state.buffers,
                 fused: &mut slot.fused,
                 kernel: PhantomData,
@@ -256,6 +272,67 @@ impl<R: Rule> GroupedOptimizer<R> {
             // empty parameter has nothing to write anyway.
             if param.elem_count() > 0 {
                 slot.param.var.set(&next)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The step of a [`Rule::GROUP_REDUCES`] rule, group by group, in two passes over the
+    /// group's parameters (see [`Rule`]): each parameter on the fused path when it is eligible
+    /// (and the path is not `reference`), else on the reference path, in either pass.
+    fn step_group_reduced(&mut self, found: Vec<Option<Found<'_>>>) -> Result<()> {
+        let use_fused = self.path != UpdatePath::Reference && Self::HAS_KERNEL;
+        let plans: Vec<BufferPlan> = self.groups.iter().map(|g| buffer_plan(&g.hyper)).collect();
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            let hyper = &group.hyper;
+            let mut members: Vec<(&mut Slot, Found<'_>, bool, R::Step)> = Vec::new();
+            for (slot, found) in self.slots.iter_mut().zip(&found) {
+                let Some(found) = *found else { continue };
+                if slot.group != g {
+                    continue;
+                }
+                let fused = use_fused && slot.facts.ineligible.is_none() && found.on_cpu;
+                slot.state.step += 1;
+                let step = hyper.plan_in_group(
+                    slot.state.step,
+                    &mut slot.state.scalars,
+                    &slot.facts.dims,
+                    &group.scalars,
+                );
+                members.push((slot, found, fused, step));
+            }
+            if members.is_empty() {
+                continue;
+            }
+            // Pass 1: state updates and each parameter's sums, added in parameter order.
+            let mut totals: Sums = [0.0; 4];
+            for (slot, found, fused, step) in &mut members {
+                let sums = if *fused {
+                    fused_job::<R>(slot, *found, &plans[g], step).run_stage(Stage::Reduce)?
+                } else {
+                    let (param, grad) = reference_operands(slot, found)?;
+                    hyper.reduce(step, &param, &grad, &mut slot.state.buffers)?
+                };
+                for (t, s) in totals.iter_mut().zip(sums) {
+                    *t += s;
+                }
+            }
+            if !hyper.finish_group(&mut group.scalars, &totals) {
+                continue;
+            }
+            // Pass 2: the elementwise update with the group's new state.
+            for (slot, found, fused, mut step) in members {
+                hyper.complete(&mut step, &group.scalars);
+                if fused {
+                    fused_job::<R>(slot, found, &plans[g], &step)
+                        .run_stage(Stage::Apply(totals))?;
+                } else {
+                    let (param, grad) = reference_operands(slot, &found)?;
+                    let next = hyper.update(&step, &param, &grad, &mut slot.state.buffers)?;
+                    if param.elem_count() > 0 {
+                        slot.param.var.set(&next)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -313,6 +390,35 @@ impl<R: Rule> GroupedOptimizer<R> {
 fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState, dims: &[usize]) -> R::Step {
     state.step += 1;
     hyper.plan_shaped(state.step, &mut state.scalars, dims)
+}
+
+/// A fused step of `slot` with coefficients `step` (one pass of a group-reducing rule).
+fn fused_job<'a, R: Rule>(
+    slot: &'a mut Slot,
+    found: Found<'a>,
+    plan: &'a BufferPlan,
+    step: &'a R::Step,
+) -> fused_step::Job<'a, R::Kernel, R::Step> {
+    fused_step::Job {
+        param: slot.param.var.as_tensor(),
+        facts: &slot.facts,
+        found,
+        buffers: plan,
+        step,
+        reference: &mut slot.state.buffers,
+        fused: &mut slot.fused,
+        kernel: PhantomData,
+    }
+}
+
+/// The detached parameter and gradient (in the parameter's dtype) of a reference-path pass of
+/// `slot`, its buffers moved to the reference path.
+fn reference_operands(slot: &mut Slot, found: &Found<'_>) -> Result<(Tensor, Tensor)> {
+    let param = slot.param.var.as_tensor().detach();
+    slot.fused
+        .move_into(&mut slot.state.buffers, &slot.facts.dims)?;
+    let grad = found.grad.detach().to_dtype(param.dtype())?;
+    Ok((param, grad))
 }
 
 /// The buffers a fused step of `hyper` keeps, in kernel order, with their initial values.

@@ -48,10 +48,15 @@ impl<'a, T> Chunk<'a, T> {
         self.param.is_empty()
     }
 
-    /// Splits every stream at `mid` (empty buffers stay empty).
+    /// Splits every stream at `mid` (empty buffers stay empty, and so does an empty gradient:
+    /// a kernel that reads none, such as Lookahead's sync, gets an empty `grad`).
     pub fn split_at(self, mid: usize) -> (Chunk<'a, T>, Chunk<'a, T>) {
         let (pl, pr) = self.param.split_at_mut(mid);
-        let (gl, gr) = self.grad.split_at(mid);
+        let (gl, gr) = if self.grad.is_empty() {
+            (self.grad, self.grad)
+        } else {
+            self.grad.split_at(mid)
+        };
         let mut left: [&'a mut [T]; MAX_BUFFERS] = Default::default();
         let mut right: [&'a mut [T]; MAX_BUFFERS] = Default::default();
         for (k, buf) in self.state.into_iter().enumerate() {

@@ -20,7 +20,7 @@
 
 pub mod aligned;
 pub mod build;
-mod chunks;
+pub(crate) mod chunks;
 pub mod dropin;
 pub mod elem;
 pub mod grouped;

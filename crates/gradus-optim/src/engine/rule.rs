@@ -8,7 +8,7 @@ use gradus_core::Result;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::engine::kernel::Kernel;
+use crate::engine::kernel::{Kernel, Sums};
 
 /// A parameter's tensor buffers, by PyTorch's `optimizer.state` key (`exp_avg`,
 /// `momentum_buffer`, ...), as the reference path holds them.
@@ -89,6 +89,23 @@ pub struct ParamState {
 ///    the rule's own, ...) and advances the scalar state: the only place either happens;
 /// 3. the reference path calls [`Rule::update`] with those coefficients, or the fused path runs
 ///    [`Rule::Kernel`] with them, element by element, in place.
+///
+/// A rule whose step needs sums over every parameter of its group before any parameter moves
+/// (Prodigy's estimate of the distance to the solution) sets [`Rule::GROUP_REDUCES`]; a step of
+/// its group then runs in two passes:
+///
+/// 1. for each parameter with a gradient: count the step, [`Rule::plan_in_group`] with the
+///    group's scalar state, then the first pass, which may update the tensor buffers and returns
+///    the parameter's [`Sums`] ([`Rule::reduce`] on the reference path, the kernel's
+///    [`Kernel::reduce`] over every chunk on the fused path);
+/// 2. the parameters' sums are added in parameter order (deterministic), [`Rule::finish_group`]
+///    advances the group's scalar state from the totals (the only place it changes) and says
+///    whether the second pass runs; [`Rule::complete`] gives each step the new group state;
+/// 3. for each parameter, the second pass: [`Rule::update`], or the kernel's [`Kernel::apply`]
+///    with the totals as its `sums`.
+///
+/// Rules that leave [`Rule::GROUP_REDUCES`] false never see these methods, and their steps run
+/// exactly as before.
 pub trait Rule:
     Clone + Debug + Default + Serialize + DeserializeOwned + Send + Sync + 'static
 {
@@ -155,8 +172,66 @@ pub trait Rule:
         self.plan(t, scalars)
     }
 
+    /// True for a rule whose step needs sums over every parameter of its group first (see the
+    /// trait's documentation for the two-pass protocol). Default: `false`.
+    const GROUP_REDUCES: bool = false;
+
+    /// Names of the group's scalar state (Prodigy's `d`), saved as `param_groups.<g>.<name>`;
+    /// none by default.
+    fn group_scalar_names(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    /// The value group scalar `name` starts at; 0 by default.
+    fn initial_group_scalar(&self, name: &str) -> f64 {
+        let _ = name;
+        0.0
+    }
+
+    /// [`Rule::plan_shaped`] with the group's scalar state `group` as it was before this step,
+    /// which the engine calls for a [`Rule::GROUP_REDUCES`] rule. Defaults to `plan_shaped`.
+    fn plan_in_group(
+        &self,
+        t: u64,
+        scalars: &mut Scalars,
+        dims: &[usize],
+        group: &Scalars,
+    ) -> Self::Step {
+        let _ = group;
+        self.plan_shaped(t, scalars, dims)
+    }
+
+    /// The first pass of a [`Rule::GROUP_REDUCES`] rule on the reference path: updates
+    /// `buffers` and returns this parameter's contribution to the group's sums, as the kernel's
+    /// [`Kernel::reduce`] does on the fused path. Default: no sums.
+    fn reduce(
+        &self,
+        step: &Self::Step,
+        param: &Tensor,
+        grad: &Tensor,
+        buffers: &mut Buffers,
+    ) -> Result<Sums> {
+        let _ = (step, param, grad, buffers);
+        Ok([0.0; 4])
+    }
+
+    /// Advances the group's scalar state from the totals of the first pass (the one place it
+    /// changes); false skips the second pass for this step (Prodigy, when every `s` is 0).
+    /// Default: `true`.
+    fn finish_group(&self, group: &mut Scalars, totals: &Sums) -> bool {
+        let _ = (group, totals);
+        true
+    }
+
+    /// Gives a planned step the group's scalar state after [`Rule::finish_group`], before the
+    /// second pass. Default: nothing to do.
+    fn complete(&self, step: &mut Self::Step, group: &Scalars) {
+        let _ = (step, group);
+    }
+
     /// The reference update: the new parameter value from `param` and `grad` (both detached,
-    /// of one dtype) with the coefficients `step`, updating `buffers`.
+    /// of one dtype) with the coefficients `step`, updating `buffers` (for a
+    /// [`Rule::GROUP_REDUCES`] rule: the second pass, after [`Rule::reduce`]).
     fn update(
         &self,
         step: &Self::Step,

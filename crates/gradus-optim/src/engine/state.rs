@@ -71,6 +71,9 @@ impl<R: Rule> GroupedOptimizer<R> {
                     sd.insert(format!("param_groups.{g}.{hyper}"), scalar(value)?);
                 }
             }
+            for (name, value) in &group.scalars {
+                sd.insert(format!("param_groups.{g}.{name}"), scalar(*value)?);
+            }
         }
         Ok(sd)
     }
@@ -88,6 +91,7 @@ impl<R: Rule> GroupedOptimizer<R> {
             self.check_fingerprints(state, &mut known)?;
         }
         let mut new_groups = Vec::with_capacity(self.groups.len());
+        let mut new_group_scalars = Vec::with_capacity(self.groups.len());
         for (g, group) in self.groups.iter().enumerate() {
             let mut hyper = group.hyper.clone();
             for name in R::HYPERPARAMETERS {
@@ -96,7 +100,14 @@ impl<R: Rule> GroupedOptimizer<R> {
                 known.insert(key);
             }
             hyper.validate()?;
+            let mut scalars = crate::engine::rule::Scalars::new();
+            for name in hyper.group_scalar_names() {
+                let key = format!("param_groups.{g}.{name}");
+                scalars.insert(name, read_scalar(state, &key)?);
+                known.insert(key);
+            }
             new_groups.push(hyper);
+            new_group_scalars.push(scalars);
         }
         let mut new_states = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
@@ -134,8 +145,14 @@ impl<R: Rule> GroupedOptimizer<R> {
                 R::NAME
             )));
         }
-        for (group, hyper) in self.groups.iter_mut().zip(new_groups) {
+        for ((group, hyper), scalars) in self
+            .groups
+            .iter_mut()
+            .zip(new_groups)
+            .zip(new_group_scalars)
+        {
             group.hyper = hyper;
+            group.scalars = scalars;
         }
         for (slot, ps) in self.slots.iter_mut().zip(new_states) {
             slot.state = ps;

@@ -12,7 +12,7 @@ use smallvec::SmallVec;
 use crate::engine::aligned::{AlignedBuf, StateBuf};
 use crate::engine::chunks;
 use crate::engine::elem::Elem;
-use crate::engine::kernel::{Chunk, Kernel, MAX_BUFFERS};
+use crate::engine::kernel::{Chunk, Kernel, Sums, MAX_BUFFERS};
 use crate::engine::rule::Buffers;
 use crate::engine::slot::{Found, ParamFacts};
 
@@ -61,7 +61,7 @@ pub(crate) struct Job<'a, K, S> {
     pub(crate) facts: &'a ParamFacts,
     pub(crate) found: Found<'a>,
     pub(crate) buffers: &'a BufferPlan,
-    pub(crate) step: S,
+    pub(crate) step: &'a S,
     /// Reference-path tensors to move in (left by an earlier reference step or a load).
     pub(crate) reference: &'a mut Buffers,
     pub(crate) fused: &'a mut FusedState,
@@ -71,8 +71,14 @@ pub(crate) struct Job<'a, K, S> {
 impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
     /// Readies the buffers and runs the kernel, large tensors in parallel chunks.
     pub(crate) fn run(self) -> Result<()> {
+        self.run_stage(Stage::Whole).map(|_| ())
+    }
+
+    /// Readies the buffers and runs `stage` of the kernel: the tensor's sums after
+    /// [`Stage::Reduce`], zeros otherwise.
+    pub(crate) fn run_stage(self, stage: Stage) -> Result<Sums> {
         let len = self.facts.len;
-        self.prepare()?.run(len)
+        self.prepare()?.run(len, stage)
     }
 
     /// Readies the step: moves reference-path buffers into the fused state and creates missing
@@ -173,11 +179,22 @@ fn address(t: &Tensor) -> Result<usize> {
     })
 }
 
+/// Which passes of a kernel a fused step runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stage {
+    /// Both: the reduce pass when the kernel reduces, then the apply pass (one tensor's step).
+    Whole,
+    /// Only the reduce pass (the first pass of a group-reducing rule).
+    Reduce,
+    /// Only the apply pass, with the group's totals (the second pass of a group-reducing rule).
+    Apply(Sums),
+}
+
 /// One parameter's fused step, ready to run.
 struct Ready<'a, K, S> {
     param: &'a Tensor,
     grad: Cow<'a, Tensor>,
-    step: S,
+    step: &'a S,
     state: &'a mut FusedState,
     /// For each of the rule's buffers (in `buffer_names` order), its index in `state.bufs`.
     order: [Option<usize>; MAX_BUFFERS],
@@ -186,9 +203,9 @@ struct Ready<'a, K, S> {
 }
 
 impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
-    fn run(mut self, len: usize) -> Result<()> {
+    fn run(mut self, len: usize, stage: Stage) -> Result<Sums> {
         if len == 0 {
-            return Ok(());
+            return Ok([0.0; 4]);
         }
         let param = self.param;
         // The op borrows the job mutably; the gradient travels as the op's second operand.
@@ -196,22 +213,26 @@ impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
         let op = StepOp {
             job: RefCell::new(&mut self),
             len,
+            stage,
+            sums: std::cell::Cell::new([0.0; 4]),
         };
         param.inplace_op2(&grad, &op)?;
-        Ok(())
+        Ok(op.sums.get())
     }
 
     /// Runs the kernel over the `n` elements of the parameter's storage `s1` and the
     /// gradient's `s2`. Both were checked contiguous, of one dtype and of `n` elements when the
     /// step was planned (a tensor's layout never changes); the slicing is still bounds-checked.
+    #[allow(clippy::too_many_arguments)]
     fn run_typed<T: Elem>(
         &mut self,
         n: usize,
+        stage: Stage,
         s1: &mut CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-    ) -> candle_core::Result<()> {
+    ) -> candle_core::Result<Sums> {
         let (Some(p), Some(g)) = (T::storage_mut(s1), T::storage(s2)) else {
             candle_core::bail!("gradus fused step: parameter and gradient dtypes differ")
         };
@@ -236,8 +257,17 @@ impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
             state,
             fresh: self.fresh,
         };
-        chunks::run::<K, S, T>(&self.step, chunk);
-        Ok(())
+        Ok(match stage {
+            Stage::Whole => {
+                chunks::run::<K, S, T>(self.step, chunk);
+                [0.0; 4]
+            }
+            Stage::Reduce => chunks::reduce::<K, S, T>(self.step, chunk),
+            Stage::Apply(sums) => {
+                chunks::apply::<K, S, T>(self.step, chunk, &sums);
+                [0.0; 4]
+            }
+        })
     }
 }
 
@@ -245,6 +275,9 @@ impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
 struct StepOp<'j, 'a, K, S> {
     job: RefCell<&'j mut Ready<'a, K, S>>,
     len: usize,
+    stage: Stage,
+    /// The reduce pass's sums, out of the op.
+    sums: std::cell::Cell<Sums>,
 }
 
 impl<K: Kernel<S>, S: Sync> candle_core::InplaceOp2 for StepOp<'_, '_, K, S> {
@@ -260,11 +293,13 @@ impl<K: Kernel<S>, S: Sync> candle_core::InplaceOp2 for StepOp<'_, '_, K, S> {
         l2: &Layout,
     ) -> candle_core::Result<()> {
         let mut job = self.job.borrow_mut();
-        match s1 {
-            CpuStorage::F32(_) => job.run_typed::<f32>(self.len, s1, l1, s2, l2),
-            CpuStorage::F64(_) => job.run_typed::<f64>(self.len, s1, l1, s2, l2),
+        let sums = match s1 {
+            CpuStorage::F32(_) => job.run_typed::<f32>(self.len, self.stage, s1, l1, s2, l2)?,
+            CpuStorage::F64(_) => job.run_typed::<f64>(self.len, self.stage, s1, l1, s2, l2)?,
             _ => candle_core::bail!("gradus fused step: only f32 and f64 parameters"),
-        }
+        };
+        self.sums.set(sums);
+        Ok(())
     }
 }
 
@@ -272,3 +307,86 @@ impl<K: Kernel<S>, S: Sync> candle_core::InplaceOp2 for StepOp<'_, '_, K, S> {
 /// rayon's workers costs more than the work, and on a loaded machine a descheduled worker
 /// stalls the step (measured: a 10k-parameter MLP's optimizer share fell from 50-70% to ~10%).
 pub(crate) const SERIAL_BELOW: usize = 1 << 16;
+
+/// Runs kernel `K` in place over `param` and `state` (one [`StateBuf`] per kernel buffer, in
+/// kernel order, each of the parameter's length and dtype) with no gradient: the chunk's `grad`
+/// is empty. For updates outside an optimizer step, such as Lookahead's sync of the fast and slow
+/// weights; `param` must be eligible for the fused path (contiguous f32/f64 on the CPU).
+pub(crate) fn run_on_state<K: Kernel<S>, S: Sync>(
+    param: &Tensor,
+    step: &S,
+    state: &mut [StateBuf],
+) -> Result<()> {
+    if state.len() > MAX_BUFFERS {
+        return Err(Error::Unsupported(format!(
+            "a fused kernel takes at most {MAX_BUFFERS} state buffers, got {}",
+            state.len()
+        )));
+    }
+    let op = StateOp::<K, S> {
+        step,
+        state: RefCell::new(state),
+        len: param.elem_count(),
+        kernel: PhantomData,
+    };
+    param.inplace_op1(&op)?;
+    Ok(())
+}
+
+/// The in-place op of [`run_on_state`].
+struct StateOp<'a, K, S> {
+    step: &'a S,
+    state: RefCell<&'a mut [StateBuf]>,
+    len: usize,
+    kernel: PhantomData<fn() -> K>,
+}
+
+impl<K: Kernel<S>, S: Sync> StateOp<'_, K, S> {
+    fn run_typed<T: Elem>(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let n = self.len;
+        let Some(p) = T::storage_mut(s) else {
+            candle_core::bail!("gradus fused kernel: the parameter's dtype is not f32 or f64")
+        };
+        let p0 = l.start_offset();
+        let Some(p) = p.get_mut(p0..p0 + n) else {
+            candle_core::bail!("gradus fused kernel: storage shorter than the parameter")
+        };
+        let mut bufs = self.state.borrow_mut();
+        let mut state: [&mut [T]; MAX_BUFFERS] = Default::default();
+        for (k, buf) in bufs.iter_mut().enumerate() {
+            let Some(b) = T::buf_mut(buf) else {
+                candle_core::bail!("gradus fused kernel: state dtype differs from the parameter's")
+            };
+            let b = b.as_mut_slice();
+            if b.len() != n {
+                candle_core::bail!("gradus fused kernel: state length differs from the parameter's")
+            }
+            state[k] = b;
+        }
+        let chunk = Chunk {
+            param: p,
+            grad: &[],
+            state,
+            fresh: false,
+        };
+        chunks::apply::<K, S, T>(self.step, chunk, &[0.0; 4]);
+        Ok(())
+    }
+}
+
+impl<K: Kernel<S>, S: Sync> candle_core::InplaceOp1 for StateOp<'_, K, S> {
+    fn name(&self) -> &'static str {
+        "gradus-fused-state"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        match s {
+            CpuStorage::F32(_) => self.run_typed::<f32>(s, l),
+            CpuStorage::F64(_) => self.run_typed::<f64>(s, l),
+            _ => candle_core::bail!("gradus fused kernel: only f32 and f64 parameters"),
+        }
+    }
+}

@@ -281,6 +281,26 @@ proptest! {
         compare(cfg, &s, &[d], seed, 3, UpdatePath::Fused)?;
     }
 
+    /// Prodigy's group-level two-pass step: both paths, every option, several tensors per group.
+    #[test]
+    fn prodigy(s in shapes(), d in dtype(), seed in any::<u64>(), lr in 0.0f64..2.0, betas in betas(),
+               beta3 in prop_oneof![Just(None), unit().prop_map(Some)], d_coef in 0.1f64..2.0,
+               growth_rate in prop_oneof![Just(None), (1.0f64..2.0).prop_map(Some)], weight_decay in wd(),
+               fixed_decay in any::<bool>(), bias_correction in any::<bool>(), safeguard_warmup in any::<bool>(),
+               maximize in any::<bool>()) {
+        let cfg = ProdigyConfig { lr, betas, beta3, d_coef, growth_rate, weight_decay, fixed_decay, bias_correction,
+                                  safeguard_warmup, maximize, ..ProdigyConfig::default() };
+        compare(cfg, &s, &[d], seed, 4, UpdatePath::Fused)?;
+    }
+
+    /// A Prodigy group with f32, f16 and f64 parameters: auto runs the fused passes on f32 and
+    /// f64 and the reference passes on f16, all adding to one group estimate.
+    #[test]
+    fn prodigy_mixed_paths_in_one_group(s in shapes(), seed in any::<u64>()) {
+        let cfg = ProdigyConfig { weight_decay: 0.01, ..ProdigyConfig::default() };
+        compare(cfg, &s, &[DType::F32, DType::F16, DType::F64], seed, 4, UpdatePath::Auto)?;
+    }
+
     /// f32, f64 and f16 parameters in one list: auto runs the fused kernel on the first two and
     /// the reference path on f16, and matches an all-reference run.
     #[test]
@@ -313,11 +333,12 @@ fn multi_chunk_tensors_match() {
     }
 }
 
-/// The trust-ratio kernels (LAMB, LARS) over tensors of many chunks: the partial sums reduced
-/// on rayon's pool give the reference path's trust ratio up to summation order, so parameters
-/// agree to rounding (compared absolutely: θ − r·u cancels near zero).
+/// The reducing kernels (LAMB's and LARS's trust ratios, Prodigy's group sums) over tensors of
+/// many chunks: the partial sums reduced on rayon's pool give the reference path's sums up to
+/// summation order, so parameters agree to rounding (compared absolutely: θ − r·u cancels near
+/// zero).
 #[test]
-fn trust_ratio_kernels_over_many_chunks_match() {
+fn reducing_kernels_over_many_chunks_match() {
     fn close<R: Rule>(cfg: R, seed: u64) {
         let shapes = [vec![100_003], vec![3, 50_000]];
         for d in [DType::F32, DType::F64] {
@@ -357,6 +378,13 @@ fn trust_ratio_kernels_over_many_chunks_match() {
             ..LarsConfig::default()
         },
         10,
+    );
+    close(
+        ProdigyConfig {
+            weight_decay: 0.01,
+            ..ProdigyConfig::default()
+        },
+        11,
     );
 }
 
