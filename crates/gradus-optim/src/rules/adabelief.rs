@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::elem::Elem;
 use crate::engine::grouped::GroupedOptimizer;
-use crate::engine::kernel::{sign, specialize2, Chunk, Kernel, Sums};
+use crate::engine::kernel::{sign, specialize3, Chunk, Kernel, Sums};
 use crate::engine::rule::{Buffers, Rule, Scalars};
 use crate::rules::decay::{self, effective_grad, Decay};
 use crate::rules::moments;
@@ -265,37 +265,96 @@ impl Kernel<AdabeliefStep> for AdabeliefKernel {
             T::of(step.inv_bias_correction2_sqrt),
             T::of(step.step_size),
         );
-        let (mode, ams) = (step.mode, step.ams_bound);
-        specialize2(
+        // θ's decoupled-decay factor, 1 without it: θ · 1 is θ exactly, so the loop needs no
+        // branch for it.
+        let keep = decay.param(T::of(1.0), decay.decoupled);
+        let mut state = Moments {
+            m,
+            s,
+            smax,
+            one_minus_b1,
+            b2,
+            one_minus_b2,
+            eps,
+        };
+        // Every flag and the mode are fixed for the step: each combination gets its own loop,
+        // without branches, which the compiler vectorizes.
+        specialize3(
             step.maximize,
             decay.coupled,
+            step.ams_bound,
             #[inline(always)]
-            |maximize, coupled| {
-                let sg = sign::<T>(maximize);
-                let decoupled = decay.decoupled;
-                for i in 0..n {
-                    let gi = effective_grad(g[i], p[i], sg, decay.wd, coupled);
-                    let pi = decay.param(p[i], decoupled);
-                    let mi = m[i] + (gi - m[i]) * one_minus_b1;
-                    m[i] = mi;
-                    let r = gi - mi;
-                    let si = s[i] * b2 + r * r * one_minus_b2 + eps;
-                    s[i] = si;
-                    let si = if ams {
-                        let x = T::max_of(smax[i], si);
-                        smax[i] = x;
-                        x
-                    } else {
-                        si
-                    };
-                    p[i] = match mode {
-                        Mode::Adaptive => pi - mi / (si.sqrt() * inv + eps) * step_size,
-                        Mode::Sgd => pi - mi * step_size,
-                        Mode::Skip => pi,
-                    };
+            |maximize, coupled, ams| {
+                let grad = Gradient {
+                    g,
+                    sign: sign::<T>(maximize),
+                    wd: decay.wd,
+                    coupled,
+                    keep,
+                };
+                match step.mode {
+                    Mode::Adaptive => state.run(p, &grad, ams, |pi, mi, si| {
+                        pi - mi / (si.sqrt() * inv + eps) * step_size
+                    }),
+                    Mode::Sgd => state.run(p, &grad, ams, |pi, mi, _| pi - mi * step_size),
+                    Mode::Skip => state.run(p, &grad, ams, |pi, _, _| pi),
                 }
             },
         );
+    }
+}
+
+/// The gradient of one chunk as the update sees it: signed (`maximize`), with coupled decay
+/// `g + λθ`, and `keep`, θ's decoupled-decay factor (1 without it).
+struct Gradient<'a, T> {
+    g: &'a [T],
+    sign: T,
+    wd: T,
+    coupled: bool,
+    keep: T,
+}
+
+/// The moment buffers of one chunk and their coefficients, for [`Moments::run`].
+struct Moments<'a, T> {
+    m: &'a mut [T],
+    s: &'a mut [T],
+    smax: &'a mut [T],
+    one_minus_b1: T,
+    b2: T,
+    one_minus_b2: T,
+    eps: T,
+}
+
+impl<T: Elem> Moments<'_, T> {
+    /// One pass: m ← m + (g − m)(1 − β₁), s ← β₂s + (1 − β₂)(g − m)² + ε, ŝ = max(ŝ, s)
+    /// with `ams`, then θ ← `update(θ · keep, m, ŝ)`.
+    #[inline(always)]
+    fn run(
+        &mut self,
+        p: &mut [T],
+        grad: &Gradient<'_, T>,
+        ams: bool,
+        update: impl Fn(T, T, T) -> T,
+    ) {
+        let n = p.len();
+        let (g, m, s) = (&grad.g[..n], &mut self.m[..n], &mut self.s[..n]);
+        let smax: &mut [T] = if ams { &mut self.smax[..n] } else { &mut [] };
+        for i in 0..n {
+            let gi = effective_grad(g[i], p[i], grad.sign, grad.wd, grad.coupled);
+            let mi = m[i] + (gi - m[i]) * self.one_minus_b1;
+            m[i] = mi;
+            let r = gi - mi;
+            let si = s[i] * self.b2 + r * r * self.one_minus_b2 + self.eps;
+            s[i] = si;
+            let si = if ams {
+                let x = T::max_of(smax[i], si);
+                smax[i] = x;
+                x
+            } else {
+                si
+            };
+            p[i] = update(p[i] * grad.keep, mi, si);
+        }
     }
 }
 
