@@ -49,6 +49,9 @@ pub fn run(sh: &Shell, root: &Path, options: &Options) -> Result<(), String> {
     cmd!(sh, "cargo bench -p gradus-benches --bench augment")
         .run()
         .map_err(|e| e.to_string())?;
+    cmd!(sh, "cargo bench -p gradus-benches --bench matrix")
+        .run()
+        .map_err(|e| e.to_string())?;
     cmd!(sh, "cargo bench -p gradus-benches --bench train")
         .run()
         .map_err(|e| e.to_string())?;
