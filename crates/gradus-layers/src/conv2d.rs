@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::im2col::{Geometry, Im2Col};
 use crate::linear::{default_bias, default_init};
-use crate::util::{every_nth, invalid, required, window_out, Size2};
+use crate::util::{every_nth, invalid, required, window_out, window_span, Size2};
 
 /// A 2-d convolution, as `torch.nn.Conv2d` (zero padding, `padding_mode="zeros"`):
 ///
@@ -142,7 +142,7 @@ impl Conv2d {
                     "conv2d kernel {kernel:?} (dilation {dilation:?}, padding {padding:?}) is larger than the padded input; \
                      expected at least this input size"
                 ),
-                expected: vec![c_in, dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1],
+                expected: vec![c_in, window_span(kernel[0], dilation[0]), window_span(kernel[1], dilation[1])],
                 actual: ctx.input_shape.clone(),
             });
         };

@@ -60,7 +60,11 @@ impl Window {
         let (Some(h_out), Some(w_out)) = (h_out, w_out) else {
             return Err(Error::ShapeMismatch {
                 context: format!("{name} window {kernel:?} with padding {padding:?} is larger than the input; expected at least"),
-                expected: vec![c, kernel[0] - 2 * padding[0], kernel[1] - 2 * padding[1]],
+                expected: vec![
+                    c,
+                    kernel[0].saturating_sub(padding[0].saturating_mul(2)),
+                    kernel[1].saturating_sub(padding[1].saturating_mul(2)),
+                ],
                 actual: input.to_vec(),
             });
         };

@@ -52,6 +52,10 @@ pub(crate) fn every_nth(x: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
 
 /// Output length of a sliding window: `floor((len + 2 pad - dilation (k - 1) - 1) / stride) + 1`,
 /// or `None` when the window does not fit (PyTorch's "output size is too small").
+///
+/// Computed in `u128`, so that no size a config can hold overflows (`padding: 2^63`); a length
+/// beyond `usize` saturates, and the output-size limit of the model's build then rejects it
+/// with its JSON path.
 pub(crate) fn window_out(
     len: usize,
     k: usize,
@@ -59,7 +63,32 @@ pub(crate) fn window_out(
     pad: usize,
     dil: usize,
 ) -> Option<usize> {
-    let span = dil * (k - 1) + 1;
-    let padded = len + 2 * pad;
-    (padded >= span).then(|| (padded - span) / stride + 1)
+    let span = window_span(k, dil) as u128;
+    let padded = len as u128 + 2 * pad as u128;
+    (padded >= span).then(|| {
+        let out = (padded - span) / stride.max(1) as u128 + 1;
+        usize::try_from(out).unwrap_or(usize::MAX)
+    })
+}
+
+/// Extent of a dilated window, `dilation (k - 1) + 1`, saturating at `usize::MAX`.
+pub(crate) fn window_span(k: usize, dil: usize) -> usize {
+    dil.saturating_mul(k.saturating_sub(1)).saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_lengths_follow_torch_and_never_overflow() {
+        assert_eq!(window_out(8, 3, 1, 1, 1), Some(8));
+        assert_eq!(window_out(8, 2, 2, 0, 1), Some(4));
+        assert_eq!(window_out(8, 3, 1, 0, 4), None);
+        // Sizes no layer could allocate saturate instead of wrapping or panicking; the build's
+        // output-size limit rejects them with their path.
+        assert_eq!(window_out(8, 3, 1, 1 << 63, 1), Some(usize::MAX));
+        assert_eq!(window_out(8, usize::MAX, 1, 0, usize::MAX), None);
+        assert_eq!(window_span(usize::MAX, 2), usize::MAX);
+    }
 }
