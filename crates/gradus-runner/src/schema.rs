@@ -35,6 +35,10 @@ use crate::pipeline::Pipeline;
 /// The key of a config schema that keeps `groups` and `path` out of an optimizer's schema.
 pub const GROUPED_KEY: &str = "x-grouped";
 
+/// The key (`true`) of a config schema that is kept out of `groups` by [`GROUPED_KEY`] but still
+/// takes the update `path` (a wrapper passing it to its inner optimizer, as `lookahead`).
+pub const PATH_KEY: &str = "x-update-path";
+
 /// Each `$defs` entry: its name and the registry kinds whose components it lists.
 const COMPONENT_DEFS: &[(&str, &[&str])] = &[
     ("optimizer", &["optimizer"]),
@@ -157,15 +161,19 @@ fn component(kind: &str, entry: &CatalogEntry, defs: &mut Map<String, Value>) ->
         defs.extend(own);
     }
     let grouped = object.remove(GROUPED_KEY) != Some(Value::Bool(false));
+    // A wrapper (lookahead) takes no groups of its own but passes `path` to its inner optimizer.
+    let takes_path = grouped || object.remove(PATH_KEY) == Some(Value::Bool(true));
     let mut properties = match object.remove("properties") {
         Some(Value::Object(properties)) => properties,
         _ => Map::new(),
     };
     match kind {
-        "optimizer" if grouped => {
-            let mut own = object.clone();
-            own.insert("properties".into(), Value::Object(properties.clone()));
-            properties.insert("groups".into(), parameter_groups(&Value::Object(own)));
+        "optimizer" if takes_path => {
+            if grouped {
+                let mut own = object.clone();
+                own.insert("properties".into(), Value::Object(properties.clone()));
+                properties.insert("groups".into(), parameter_groups(&Value::Object(own)));
+            }
             let mut path = config_schema::<UpdatePath>();
             path["description"] = json!(
                 "Update implementation: \"auto\" (fused kernel where eligible), \"fused\" or \

@@ -167,6 +167,15 @@ fn integers_enums_defaults_and_descriptions_are_exact() {
     let lbfgs = variant("optimizer", "lbfgs");
     assert!(lbfgs["properties"].get("groups").is_none(), "{lbfgs}");
     assert!(lbfgs.get("x-grouped").is_none());
+    assert!(lbfgs["properties"].get("path").is_none(), "{lbfgs}");
+    // Lookahead takes no groups of its own (its inner optimizer does) but passes `path` on.
+    let lookahead = variant("optimizer", "lookahead");
+    assert!(
+        lookahead["properties"].get("groups").is_none(),
+        "{lookahead}"
+    );
+    assert!(lookahead["properties"].get("path").is_some(), "{lookahead}");
+    assert!(lookahead.get("x-update-path").is_none());
     let cosine = variant("schedule", "cosine");
     assert_eq!(
         cosine["properties"]["per"]["enum"],

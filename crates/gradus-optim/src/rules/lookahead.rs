@@ -56,7 +56,7 @@ const PULLBACK: [&str; 3] = ["none", "reset", "pullback"];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 // Parameter groups belong to the inner optimizer's config, not to the wrapper.
-#[schemars(extend("x-grouped" = false))]
+#[schemars(extend("x-grouped" = false, "x-update-path" = true))]
 pub struct LookaheadConfig {
     /// Inner steps between syncs. Default: `5`.
     pub k: u64,
