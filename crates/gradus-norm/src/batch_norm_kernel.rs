@@ -33,10 +33,12 @@ use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
-/// Inputs with fewer elements run on the calling thread: below this, splitting over rayon's
-/// pool cost more than it saved on the digits CNN's batch norms (measured in
-/// `docs/benchmarks.md`, "Training speed").
-pub(crate) const PARALLEL_MIN_ELEMS: usize = 1 << 15;
+/// Inputs with fewer elements run on the calling thread. On the 2-core (loaded) development
+/// machine, the digits CNN's batch norms (131,072 and 262,144 elements) ran forward + backward
+/// 2.1-2.3x faster on one thread than split over two, and two cores were no faster up to
+/// 4,194,304 elements either (`docs/benchmarks.md`, "Training speed"); from 2^20 elements the
+/// split is left to machines with cores to spare (not measured on an idle one).
+pub(crate) const PARALLEL_MIN_ELEMS: usize = 1 << 20;
 
 /// Per-channel mean and *biased* variance, in f64.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,9 +319,20 @@ impl BatchNormBackward {
         }
         let sums = per_channel(g.c, g.parallel(), |c| {
             let (mean, inv_std) = (self.mean[c], self.inv_std[c]);
-            let dbeta = g.channel_sum(c, |i| dy[i].to_f64());
-            let dgamma = g.channel_sum(c, |i| dy[i].to_f64() * (x[i].to_f64() - mean) * inv_std);
-            (dgamma, dbeta)
+            // One pass: (sum(dy * xhat), sum(dy)) with four interleaved partial sums each.
+            let mut lanes = [[0f64; 2]; 4];
+            for n in 0..g.n {
+                let start = (n * g.c + c) * g.s;
+                let (xs, dys) = (&x[start..start + g.s], &dy[start..start + g.s]);
+                for (i, (&xv, &d)) in xs.iter().zip(dys).enumerate() {
+                    let d = d.to_f64();
+                    let lane = &mut lanes[i % 4];
+                    lane[0] += d * ((xv.to_f64() - mean) * inv_std);
+                    lane[1] += d;
+                }
+            }
+            let total = |k: usize| (lanes[0][k] + lanes[1][k]) + (lanes[2][k] + lanes[3][k]);
+            (total(0), total(1))
         });
         let m = (g.n * g.s) as f64;
         let numel = g.numel();
