@@ -21,8 +21,9 @@
 //! (samples, then positions, four interleaved partial sums), and the elementwise formulas are
 //! evaluated in f64 and rounded once to the tensor's dtype. A channel's result therefore never
 //! depends on the number of threads, and runs are bit-identical. Against the Candle-op path
-//! (f32 sums in f32) the fused path agrees within `1e-5` of each tensor's largest magnitude in
-//! f32 and `1e-12` in f64 (`tests/batch_norm_fused.rs`).
+//! (f32 sums in f32) the fused path agrees within `1e-12` of each tensor's largest magnitude in
+//! f64 and `1e-4` in f32, a bound set by the Candle path's own f32 error: the fused f32 results
+//! stay within `1e-6` of the same computation in f64 (`tests/batch_norm_fused.rs`).
 //!
 //! Parallelism: the reductions are split by channel and the elementwise passes by sample over
 //! rayon's pool, only from [`PARALLEL_MIN_ELEMS`] elements up; below, one thread.
