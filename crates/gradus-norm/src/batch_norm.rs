@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::affine::{placement, Affine};
+use crate::batch_norm_kernel::{self as kernel, ChannelStats};
 use crate::moments::{check_eps, moments, normalize, numel, to_candle};
 use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, RunningStats};
 
@@ -29,7 +30,12 @@ use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, Runnin
 /// `weight` (ones) and `bias` (zeros) are trainable parameters when `affine`; the running
 /// statistics are buffers ([`Layer::buffers`]: `running_mean`, `running_var`,
 /// `num_batches_tracked`), never trainable variables. Training on one value per channel is an
-/// error, as PyTorch. Autograd through the Candle ops gives PyTorch's backward pass.
+/// error, as PyTorch.
+///
+/// Two paths compute the same function ([`BatchNormPath`]): on the CPU, for contiguous f32 / f64
+/// inputs and parameters, a fused custom op with its own fused backward pass
+/// (`batch_norm_kernel.rs`: formulas, f64 sums, tolerance); otherwise (another device, dtype or
+/// layout) a graph of Candle ops, whose autograd gives PyTorch's backward pass.
 ///
 /// [`Layer::reset_running_stats`] and [`Layer::set_cumulative_stats`] are what
 /// `torch.optim.swa_utils.update_bn` does to `_BatchNorm` modules (reset, then `momentum =
@@ -58,6 +64,17 @@ pub struct BatchNormConfig {
     pub affine: bool,
     /// Keep running statistics for evaluation mode. Default: `true` (torch.nn.BatchNorm1d).
     pub track_running_stats: bool,
+}
+
+/// Which implementation [`BatchNorm::forward_path`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BatchNormPath {
+    /// The fused CPU kernel when the input is eligible (CPU, contiguous, f32 / f64, parameters
+    /// of the same dtype), else the Candle ops. What [`BatchNorm::forward_train`] uses.
+    #[default]
+    Auto,
+    /// Always the Candle-op graph (the reference the fused kernel is tested against).
+    Reference,
 }
 
 impl Default for BatchNormConfig {
@@ -144,8 +161,13 @@ impl BatchNorm {
     }
 
     /// Normalizes `x` `(N, C, *)`: batch statistics (and a running-statistics update) when
-    /// `train`, running statistics otherwise.
+    /// `train`, running statistics otherwise; the fused CPU kernel when eligible.
     pub fn forward_train(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_path(x, train, BatchNormPath::Auto)
+    }
+
+    /// [`BatchNorm::forward_train`] through the implementation `path` names.
+    pub fn forward_path(&self, x: &Tensor, train: bool, path: BatchNormPath) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         if dims.len() < 2 || dims[1] != self.num_features {
             let mut expected = dims.clone();
@@ -160,32 +182,90 @@ impl BatchNorm {
                 actual: dims,
             });
         }
+        let n = dims[0] * numel(&dims[2..]);
+        let update = match (&self.running, train) {
+            (Some(running), true) => Some(running),
+            _ => None,
+        };
+        if update.is_some() && n <= 1 {
+            return Err(Error::Unsupported(format!(
+                "Expected more than 1 value per channel when training, got input size {dims:?}"
+            )));
+        }
         // (N, C, S): one reduction layout for every input rank.
         let x3 = x.reshape((dims[0], dims[1], numel(&dims[2..])))?;
+        let fused = match path {
+            BatchNormPath::Auto => self.forward_fused(&x3, train)?,
+            BatchNormPath::Reference => None,
+        };
+        let y = match fused {
+            Some((y, stats)) => {
+                if let Some(running) = update {
+                    let (mean, unbiased) =
+                        stats.to_tensors(n as f64 / (n - 1) as f64, x.device())?;
+                    lock(running)?.update(&mean, &unbiased)?;
+                }
+                y
+            }
+            None => self.forward_reference(&x3, train, update, n)?,
+        };
+        Ok(y.reshape(dims)?)
+    }
+
+    /// The fused kernel's `y` `(N, C, S)` and the statistics it used, or `None` when `x3` or
+    /// the parameters are not eligible.
+    fn forward_fused(&self, x3: &Tensor, train: bool) -> Result<Option<(Tensor, ChannelStats)>> {
+        let c = self.num_features;
+        let weight = match &self.affine.weight {
+            Some(w) => w.reshape(c)?,
+            None => Tensor::ones(c, x3.dtype(), x3.device())?,
+        };
+        let bias = match &self.affine.bias {
+            Some(b) => b.reshape(c)?,
+            None => Tensor::zeros(c, x3.dtype(), x3.device())?,
+        };
+        if !kernel::eligible(x3, &[&weight, &bias]) {
+            return Ok(None);
+        }
+        let fixed = match (&self.running, train) {
+            (Some(running), false) => {
+                let r = lock(running)?;
+                Some(ChannelStats::from_tensors(&r.mean, &r.var)?)
+            }
+            _ => None,
+        };
+        Ok(Some(kernel::batch_norm(
+            x3, &weight, &bias, self.eps, fixed,
+        )?))
+    }
+
+    /// The Candle-op graph: `y` `(N, C, S)`, updating `update`'s running statistics (`n`
+    /// values per channel) with the batch's.
+    fn forward_reference(
+        &self,
+        x3: &Tensor,
+        train: bool,
+        update: Option<&Mutex<RunningStats>>,
+        n: usize,
+    ) -> Result<Tensor> {
         let view = [1, self.num_features, 1];
         let y = match (&self.running, train) {
             (Some(running), false) => {
                 let r = lock(running)?;
-                let mean = r.mean.reshape(&view[..])?.to_dtype(x.dtype())?;
-                let var = r.var.reshape(&view[..])?.to_dtype(x.dtype())?;
-                normalize(&x3, &mean, &var, self.eps)?
+                let mean = r.mean.reshape(&view[..])?.to_dtype(x3.dtype())?;
+                let var = r.var.reshape(&view[..])?.to_dtype(x3.dtype())?;
+                normalize(x3, &mean, &var, self.eps)?
             }
-            (running, _) => {
-                let (mean, var) = moments(&x3, &[0, 2])?;
-                let n = dims[0] * numel(&dims[2..]);
-                if let (Some(running), true) = (running, train) {
-                    if n <= 1 {
-                        return Err(Error::Unsupported(format!(
-                            "Expected more than 1 value per channel when training, got input size {dims:?}"
-                        )));
-                    }
+            _ => {
+                let (mean, var) = moments(x3, &[0, 2])?;
+                if let Some(running) = update {
                     let unbiased = (var.detach() * (n as f64 / (n - 1) as f64))?;
                     lock(running)?.update(&mean, &unbiased)?;
                 }
-                normalize(&x3, &mean, &var, self.eps)?
+                normalize(x3, &mean, &var, self.eps)?
             }
         };
-        Ok(self.affine.apply(y, &view)?.reshape(dims)?)
+        self.affine.apply(y, &view)
     }
 }
 

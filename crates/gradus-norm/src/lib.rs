@@ -28,6 +28,7 @@
 
 mod affine;
 pub mod batch_norm;
+mod batch_norm_kernel;
 pub mod group_norm;
 pub mod instance_norm;
 pub mod layer_norm;
@@ -37,7 +38,7 @@ mod running;
 #[cfg(test)]
 mod testing;
 
-pub use batch_norm::{BatchNorm, BatchNormConfig};
+pub use batch_norm::{BatchNorm, BatchNormConfig, BatchNormPath};
 pub use group_norm::{GroupNorm, GroupNormConfig};
 pub use instance_norm::{InstanceNorm, InstanceNormConfig};
 pub use layer_norm::{LayerNorm, LayerNormConfig};
