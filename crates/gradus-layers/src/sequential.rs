@@ -13,9 +13,15 @@ use crate::build::{Placement, Stack};
 /// Layer `i` is built from `layers[i]` (JSON path `{path}[i]`) for the output shape of layer
 /// `i - 1` (the model input for `i = 0`); its parameters are named `layers.{i}.weight`, ... in
 /// the [`VarMap`], its buffers `layers.{i}.running_mean`, ... in [`Sequential::buffers`].
+///
+/// Mixed precision: the parameters are of the model's dtype; [`Sequential::forward`] casts its
+/// input to that dtype and, for a bf16/f16 model, returns its output widened to f32, so that
+/// the loss and the metrics are computed and accumulated in f32 (the gradient flows back
+/// through both casts).
 pub struct Sequential {
     stack: Stack,
     input_shape: Vec<usize>,
+    dtype: DType,
 }
 
 impl Sequential {
@@ -40,7 +46,13 @@ impl Sequential {
         Ok(Sequential {
             stack,
             input_shape: input_shape.to_vec(),
+            dtype,
         })
+    }
+
+    /// The dtype of the parameters (and of the computation between the input and the output).
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Shape of one input sample.
@@ -63,9 +75,20 @@ impl Sequential {
         self.stack.layers.is_empty()
     }
 
-    /// Runs the model on a batch `(N, input_shape...)`; a batch of another shape is an
-    /// [`Error::ShapeMismatch`].
+    /// Runs the model on a batch `(N, input_shape...)` of any float dtype (cast to the model's);
+    /// a batch of another shape is an [`Error::ShapeMismatch`]. A bf16/f16 model's output is
+    /// widened to f32.
     pub fn forward(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
+        let y = self.forward_in_dtype(x, ctx)?;
+        Ok(match y.dtype() {
+            DType::BF16 | DType::F16 => y.to_dtype(DType::F32)?,
+            _ => y,
+        })
+    }
+
+    /// [`Sequential::forward`] with the output left in the model's dtype (a model nested as a
+    /// layer hands it on to the next layer as it is).
+    fn forward_in_dtype(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
         let dims = x.dims();
         if dims.len() != self.input_shape.len() + 1 || dims[1..] != self.input_shape[..] {
             let mut expected = vec![dims.first().copied().unwrap_or(0)];
@@ -76,7 +99,7 @@ impl Sequential {
                 actual: dims.to_vec(),
             });
         }
-        self.stack.forward(x, ctx)
+        self.stack.forward(&x.to_dtype(self.dtype)?, ctx)
     }
 
     /// Every layer's buffers (running statistics), named `layers.{i}.{name}`.
@@ -103,7 +126,7 @@ impl Layer for Sequential {
     }
 
     fn forward(&mut self, x: &Tensor, ctx: &mut ForwardContext) -> Result<Tensor> {
-        Sequential::forward(self, x, ctx)
+        self.forward_in_dtype(x, ctx)
     }
 
     fn buffers(&self) -> StateDict {

@@ -54,14 +54,17 @@ impl Affine {
         Ok(Affine { weight, bias })
     }
 
-    /// `y * weight + bias`, with the parameters reshaped to `view` for broadcasting.
+    /// `y * weight + bias`, with the parameters reshaped to `view` for broadcasting and taken
+    /// to `y`'s dtype (f32 when a bf16/f16 layer normalizes in f32; the gradient flows back
+    /// through the cast).
     pub(crate) fn apply(&self, y: Tensor, view: &[usize]) -> Result<Tensor> {
+        let dtype = y.dtype();
         let y = match &self.weight {
-            Some(w) => y.broadcast_mul(&w.reshape(view)?)?,
+            Some(w) => y.broadcast_mul(&w.reshape(view)?.to_dtype(dtype)?)?,
             None => y,
         };
         Ok(match &self.bias {
-            Some(b) => y.broadcast_add(&b.reshape(view)?)?,
+            Some(b) => y.broadcast_add(&b.reshape(view)?.to_dtype(dtype)?)?,
             None => y,
         })
     }

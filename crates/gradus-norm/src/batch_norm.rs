@@ -12,7 +12,9 @@ use serde_json::Value;
 use crate::affine::{placement, Affine};
 use crate::batch_norm_kernel::{self as kernel, ChannelStats};
 use crate::moments::{check_eps, moments, normalize, numel, to_candle};
-use crate::running::{buffers_of, check_momentum, load_buffers_into, lock, RunningStats};
+use crate::running::{
+    buffers_of, check_momentum, load_buffers_into, lock, statistics_dtype, RunningStats,
+};
 
 /// Batch normalization (Ioffe & Szegedy, 2015), per channel `c` of an input `(N, C, *)`:
 ///
@@ -192,8 +194,11 @@ impl BatchNorm {
                 "Expected more than 1 value per channel when training, got input size {dims:?}"
             )));
         }
-        // (N, C, S): one reduction layout for every input rank.
-        let x3 = x.reshape((dims[0], dims[1], numel(&dims[2..])))?;
+        // (N, C, S): one reduction layout for every input rank; a bf16/f16 input normalized
+        // in f32 (its statistics are), and the result rounded back.
+        let x3 = x
+            .reshape((dims[0], dims[1], numel(&dims[2..])))?
+            .to_dtype(statistics_dtype(x.dtype()))?;
         let fused = match path {
             BatchNormPath::Auto => self.forward_fused(&x3, train)?,
             BatchNormPath::Reference => None,
@@ -209,7 +214,7 @@ impl BatchNorm {
             }
             None => self.forward_reference(&x3, train, update, n)?,
         };
-        Ok(y.reshape(dims)?)
+        Ok(y.reshape(dims)?.to_dtype(x.dtype())?)
     }
 
     /// The fused kernel's `y` `(N, C, S)` and the statistics it used, or `None` when `x3` or
@@ -217,11 +222,11 @@ impl BatchNorm {
     fn forward_fused(&self, x3: &Tensor, train: bool) -> Result<Option<(Tensor, ChannelStats)>> {
         let c = self.num_features;
         let weight = match &self.affine.weight {
-            Some(w) => w.reshape(c)?,
+            Some(w) => w.reshape(c)?.to_dtype(x3.dtype())?,
             None => Tensor::ones(c, x3.dtype(), x3.device())?,
         };
         let bias = match &self.affine.bias {
-            Some(b) => b.reshape(c)?,
+            Some(b) => b.reshape(c)?.to_dtype(x3.dtype())?,
             None => Tensor::zeros(c, x3.dtype(), x3.device())?,
         };
         if !kernel::eligible(x3, &[&weight, &bias]) {

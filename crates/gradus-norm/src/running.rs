@@ -22,14 +22,26 @@ pub(crate) struct RunningStats {
     pub(crate) cumulative: bool,
 }
 
+/// The dtype a layer of `dtype` computes and keeps its statistics in: f32 for bf16/f16 (their
+/// 8 or 11 significant bits would round a running average's small increments away, and a
+/// batch's sums of squares lose most of theirs), else `dtype`.
+pub(crate) fn statistics_dtype(dtype: DType) -> DType {
+    match dtype {
+        DType::BF16 | DType::F16 => DType::F32,
+        other => other,
+    }
+}
+
 impl RunningStats {
-    /// Initial buffers: mean 0, variance 1, no batches tracked.
+    /// Initial buffers: mean 0, variance 1, no batches tracked; in the layer's `dtype`, or f32
+    /// for a bf16/f16 layer ([`statistics_dtype`]).
     pub(crate) fn new(
         channels: usize,
         momentum: Option<f64>,
         dtype: DType,
         device: &Device,
     ) -> Result<Self> {
+        let dtype = statistics_dtype(dtype);
         Ok(RunningStats {
             mean: Tensor::zeros(channels, dtype, device)?,
             var: Tensor::ones(channels, dtype, device)?,

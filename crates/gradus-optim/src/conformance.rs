@@ -3,7 +3,8 @@
 //! It is public so that a plugin crate can run it on its own optimizers (see
 //! `examples/custom-optimizer`). Each check returns `Err` with a message instead of panicking.
 //! [`check_all`] runs every check on each path the optimizer has (the reference path, and the
-//! fused path when its rule has a kernel) and checks that the two paths agree.
+//! fused path when its rule has a kernel), checks that the two paths agree, and steps bf16 and
+//! f16 parameters on each ([`check_low_precision`]).
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
@@ -108,6 +109,71 @@ pub fn check_defaults_shapes_finite(name: &str, path: UpdatePath) -> Result<()> 
                 .to_vec1::<f64>()?;
             if finite.iter().any(|v| !v.is_finite()) {
                 return Err(fail(name, format!("`{}` became non-finite", p.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// With bf16 and f16 parameters on `path` (`Reference`, or `Auto`: the fused kernels where
+/// they are eligible, so a wrapper whose own sync has no low-precision kernel still runs), with
+/// and without master weights: 20 steps keep shapes and dtypes and stay finite, the state dict
+/// holds nothing narrower than f32 (the default `"state_dtype": "f32"`), and with master weights
+/// every parameter has an f32 master copy (`…<param>.master_weight`) that moved (a bf16
+/// parameter itself may not: a step below half its ulp rounds away, which is what the master
+/// copy is for).
+pub fn check_low_precision(name: &str, path: UpdatePath) -> Result<()> {
+    for dtype in [DType::BF16, DType::F16] {
+        for master in [false, true] {
+            let params = vars(dtype)?;
+            let start = values(&params)?;
+            let config = json!({"type": name, "master_weights": master});
+            let mut opt = build_on(&config, path, &params)?;
+            if opt.learning_rate().is_ok_and(|lr| lr > DEFAULTS_MAX_LR) {
+                opt.set_learning_rate(DEFAULTS_MAX_LR)?;
+            }
+            let case = format!("{dtype:?} (master weights {master}, {path} path)");
+            for _ in 0..20 {
+                opt.step(&grads_for(&params)?)?;
+            }
+            for p in &params {
+                let t = p.var.as_tensor();
+                let finite = t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                if t.dtype() != dtype || finite.iter().any(|v| !v.is_finite()) {
+                    return Err(fail(
+                        name,
+                        format!("`{}` changed dtype or became non-finite in {case}", p.name),
+                    ));
+                }
+            }
+            let state = opt.state_dict()?;
+            for key in state.names() {
+                let Some(t) = state.get(key) else { continue };
+                if matches!(t.dtype(), DType::BF16 | DType::F16) {
+                    return Err(fail(
+                        name,
+                        format!("state `{key}` is {:?}, not f32, in {case}", t.dtype()),
+                    ));
+                }
+            }
+            if master {
+                for (p, start) in params.iter().zip(&start) {
+                    let suffix = format!("{}.{}", p.name, crate::precision::MASTER_WEIGHT);
+                    let Some(copy) = state.names().find(|k| k.ends_with(&suffix)) else {
+                        return Err(fail(
+                            name,
+                            format!("no master copy of `{}` in {case}", p.name),
+                        ));
+                    };
+                    let copy = state.require(copy, p.var.dims())?;
+                    let moved = copy.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+                    if moved.iter().map(|v| v.to_bits()).eq(start.iter().copied()) {
+                        return Err(fail(
+                            name,
+                            format!("the master copy of `{}` did not move in {case}", p.name),
+                        ));
+                    }
+                }
             }
         }
     }
@@ -297,6 +363,10 @@ pub fn check_all(name: &str, dir: &std::path::Path) -> Result<()> {
         check_defaults_shapes_finite(name, path)?;
         check_convergence(name, path)?;
         check_state_round_trip(name, path, dir)?;
+    }
+    check_low_precision(name, UpdatePath::Reference)?;
+    if fused {
+        check_low_precision(name, UpdatePath::Auto)?;
     }
     if fused {
         check_paths_agree(name)?;

@@ -43,7 +43,7 @@ mod testing;
 
 // The modules' earlier paths (`gradus_optim::adam`, `gradus_optim::clip`, ...) stay valid.
 pub use controls::{accumulate, averaging, clip, guard, loss_scale, sam};
-pub use engine::{build, grouped, groups, rule};
+pub use engine::{build, grouped, groups, precision, rule};
 pub use rules::{
     adabelief, adadelta, adafactor, adagrad, adam, adamax, adamw, adan, ademamix, adopt, asgd,
     decay, lamb, lars, lbfgs, lookahead, moments, muon, muon_aux, nadam, prodigy, radam, rmsprop,
@@ -57,6 +57,7 @@ pub use engine::grouped::GroupedOptimizer;
 pub use engine::groups::GroupSpec;
 pub use engine::kernel::{Chunk, Kernel, NoKernel, Sums, MAX_BUFFERS};
 pub use engine::path::UpdatePath;
+pub use engine::precision::{Precision, Rounding, StateDtype};
 pub use engine::rule::{Buffers, ParamState, Rule, Scalars};
 pub use rules::adabelief::{Adabelief, AdabeliefConfig};
 pub use rules::adadelta::{Adadelta, AdadeltaConfig};

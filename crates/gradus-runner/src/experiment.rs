@@ -43,8 +43,11 @@ pub enum SchedulePer {
 pub struct Experiment {
     /// The parsed pipeline.
     pub pipeline: Pipeline,
-    /// Parameter and feature dtype.
+    /// Feature and target dtype: the model's for f32/f64, f32 for a bf16/f16 model (the data
+    /// is cast at the model input, and its output widened back: see `Sequential`).
     pub dtype: DType,
+    /// The dtype of the model's parameters (`model.dtype`).
+    pub model_dtype: DType,
     /// The device of the model, its parameters and the optimizer state (`device`).
     pub device: Device,
     /// What the targets mean.
@@ -103,15 +106,37 @@ fn transform(preps: &[Box<dyn Preprocessor>], mut d: Dataset, dtype: DType) -> R
     Ok(d)
 }
 
+/// The dtype `model.dtype` names: `"f32"`, `"f64"`, `"bf16"` or `"f16"`.
+pub fn model_dtype(name: &str) -> Result<DType> {
+    Ok(match name {
+        "f32" => DType::F32,
+        "f64" => DType::F64,
+        "bf16" => DType::BF16,
+        "f16" => DType::F16,
+        other => {
+            return Err(Error::UnknownName {
+                kind: "dtype",
+                name: other.to_string(),
+                path: "model.dtype".into(),
+                valid: MODEL_DTYPES.iter().map(|s| s.to_string()).collect(),
+                suggestion: gradus_core::suggest::nearest(other, MODEL_DTYPES),
+            })
+        }
+    })
+}
+
+/// The values of `model.dtype`.
+pub const MODEL_DTYPES: [&str; 4] = ["f32", "f64", "bf16", "f16"];
+
 /// Builds every component of `pipeline`: loads and splits the data, fits preprocessing on the
 /// training split, builds the model with shapes inferred layer by layer, then the optimizer,
 /// schedule, clipping, regularizers, guard and early stopping.
 pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     let root = SeededRng::new(pipeline.seed);
-    let dtype = if pipeline.model.dtype == "f64" {
-        DType::F64
-    } else {
-        DType::F32
+    let model_dtype = model_dtype(&pipeline.model.dtype)?;
+    let dtype = match model_dtype {
+        DType::F64 => DType::F64,
+        _ => DType::F32,
     };
     let device = DeviceSpec::parse(&pipeline.device, "device")?.open("device")?;
 
@@ -176,7 +201,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
         &input_shape,
         &varmap,
         &mut root.derive("init"),
-        dtype,
+        model_dtype,
         &device,
     )?;
     if let Task::Classification { num_classes } = task {
@@ -284,6 +309,7 @@ pub fn build(pipeline: Pipeline) -> Result<Experiment> {
     Ok(Experiment {
         pipeline,
         dtype,
+        model_dtype,
         device,
         task,
         loader,

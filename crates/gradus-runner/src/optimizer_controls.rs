@@ -95,9 +95,19 @@ pub fn sam_and_averaging(
 }
 
 /// `train.loss_scale`: the scaler, refused with SAM and with an optimizer that needs a closure.
+/// An f16 model without the field scales dynamically (its gradients underflow below 6e-8),
+/// unless SAM or the optimizer rules scaling out (a fixed `1` turns scaling off).
 pub fn loss_scale(pipeline: &Pipeline, optimizer: &dyn Optimizer) -> Result<Option<GradScaler>> {
-    let Some(v) = &pipeline.train.loss_scale else {
-        return Ok(None);
+    let default_dynamic = serde_json::json!("dynamic");
+    let v = match &pipeline.train.loss_scale {
+        Some(v) => v,
+        None if pipeline.model.dtype == "f16"
+            && pipeline.train.sam.is_none()
+            && !optimizer.needs_closure() =>
+        {
+            &default_dynamic
+        }
+        None => return Ok(None),
     };
     let config = LossScaleConfig::parse(v, "train.loss_scale")?;
     let refuse = if pipeline.train.sam.is_some() {

@@ -105,9 +105,12 @@ pub struct ModelSection {
     /// Layers, in order (`linear`, `conv2d`, `relu`, `batch_norm`, `dropout`, `residual`, ...).
     #[schemars(schema_with = "schema::layers")]
     pub layers: Vec<Value>,
-    /// Parameter dtype: `"f32"` or `"f64"`. Default: `"f32"`.
+    /// Parameter dtype: `"f32"`, `"f64"`, `"bf16"` or `"f16"`. With bf16/f16 the data is cast
+    /// at the model input, the output widened to f32 for the loss and metrics, batch-norm
+    /// statistics kept in f32, the optimizer state in f32 (its `state_dtype`), and f16 trains
+    /// with dynamic loss scaling unless `train.loss_scale` says otherwise. Default: `"f32"`.
     #[serde(default = "default_dtype")]
-    #[schemars(extend("enum" = ["f32", "f64"]))]
+    #[schemars(extend("enum" = ["f32", "f64", "bf16", "f16"]))]
     pub dtype: String,
 }
 
@@ -148,7 +151,7 @@ pub struct TrainSection {
     pub sam: Option<Value>,
     /// Loss scaling (`torch.amp.GradScaler`): `"dynamic"`, an object of its settings
     /// (`init_scale`, `growth_factor`, `backoff_factor`, `growth_interval`) or a fixed positive
-    /// number. Default: none.
+    /// number. Default: none; `"dynamic"` for an f16 model (`1` turns it off there).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "schema::loss_scale")]
     pub loss_scale: Option<Value>,
@@ -255,15 +258,7 @@ impl Pipeline {
             return Err(Error::config("train.eval_batch_size", "must be at least 1"));
         }
         crate::device::DeviceSpec::parse(&pipeline.device, "device")?;
-        if !matches!(pipeline.model.dtype.as_str(), "f32" | "f64") {
-            return Err(Error::config(
-                "model.dtype",
-                format!(
-                    "expected \"f32\" or \"f64\", got {:?}",
-                    pipeline.model.dtype
-                ),
-            ));
-        }
+        crate::experiment::model_dtype(&pipeline.model.dtype)?;
         Ok(pipeline)
     }
 

@@ -25,6 +25,7 @@ use gradus_optim::averaging::{EmaConfig, SwaConfig};
 use gradus_optim::clip::{ClipNormConfig, ClipValueConfig};
 use gradus_optim::guard::{GuardConfig, NonFinitePolicy};
 use gradus_optim::loss_scale::DynamicScaleConfig;
+use gradus_optim::precision::{Rounding, StateDtype};
 use gradus_optim::sam::SamConfig;
 use gradus_optim::UpdatePath;
 use schemars::{json_schema, Schema, SchemaGenerator};
@@ -120,6 +121,37 @@ pub fn non_finite(generator: &mut SchemaGenerator) -> Schema {
     json_schema!({"anyOf": [policy, guard]})
 }
 
+/// The precision fields of bf16/f16 parameters that every optimizer taking `path` takes too
+/// (see `gradus_optim::precision`).
+fn insert_precision(properties: &mut Map<String, Value>) {
+    let mut state_dtype = config_schema::<StateDtype>();
+    state_dtype["description"] = json!(
+        "The dtype of a bf16/f16 parameter's optimizer state: \"f32\" (the update then never \
+         loses small increments) or \"param\" (the parameter's dtype, for memory). f32/f64 \
+         parameters keep their own dtype."
+    );
+    state_dtype["default"] = json!("f32");
+    properties.insert("state_dtype".into(), state_dtype);
+    properties.insert(
+        "master_weights".into(),
+        json!({"type": "boolean", "default": false,
+               "description": "Keep an f32 copy of each bf16/f16 parameter, update it, and write \
+                               its rounding into the parameter (saved as <param>.master_weight)."}),
+    );
+    let mut rounding = config_schema::<Rounding>();
+    rounding["description"] = json!(
+        "How updated values are rounded into bf16/f16 parameters: \"nearest\" (ties to even) \
+         or \"stochastic\" (unbiased, seeded by rounding_seed)."
+    );
+    rounding["default"] = json!("nearest");
+    properties.insert("rounding".into(), rounding);
+    properties.insert(
+        "rounding_seed".into(),
+        json!({"type": "integer", "minimum": 0, "default": 0,
+               "description": "Seed of stochastic rounding (only with \"rounding\": \"stochastic\")."}),
+    );
+}
+
 /// `schema` with a `"type": name` tag, which the config's parser takes off first.
 fn tagged(name: &str, mut schema: Value) -> Value {
     schema["properties"]["type"] = json!({"const": name});
@@ -181,6 +213,7 @@ fn component(kind: &str, entry: &CatalogEntry, defs: &mut Map<String, Value>) ->
             );
             path["default"] = json!("auto");
             properties.insert("path".into(), path);
+            insert_precision(&mut properties);
         }
         "schedule" => {
             properties.insert(

@@ -10,7 +10,7 @@
 use candle_core::{DType, Device, Tensor};
 use gradus_core::Result;
 
-use crate::engine::elem::Elem;
+use half::{bf16, f16};
 
 const PAGE: usize = 4096;
 const LINE: usize = 64;
@@ -25,7 +25,7 @@ pub struct AlignedBuf<T> {
     len: usize,
 }
 
-impl<T: Elem> AlignedBuf<T> {
+impl<T: Copy + Default> AlignedBuf<T> {
     /// `len` copies of `init`, 64-byte aligned, whose first element sits `(slot + 1) · 768`
     /// bytes (modulo 4 KiB, rounded to a cache line) after `avoid`'s page offset.
     pub fn new(len: usize, init: T, avoid: usize, slot: usize) -> Self {
@@ -44,12 +44,14 @@ impl<T: Elem> AlignedBuf<T> {
 
     /// A buffer holding `values`, placed as [`AlignedBuf::new`] places it.
     pub fn from_values(values: &[T], avoid: usize, slot: usize) -> Self {
-        let init = values.first().copied().unwrap_or(T::of(0.0));
+        let init = values.first().copied().unwrap_or_default();
         let mut buf = Self::new(values.len(), init, avoid, slot);
         buf.as_mut_slice().copy_from_slice(values);
         buf
     }
+}
 
+impl<T> AlignedBuf<T> {
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
         &self.raw[self.start..self.start + self.len]
@@ -66,31 +68,52 @@ impl<T: Elem> AlignedBuf<T> {
     }
 }
 
-/// One state buffer of the fused path, in the parameter's dtype.
+/// One state buffer of the fused path: in the parameter's dtype, or f32 for a bf16/f16
+/// parameter (see [`precision`](crate::engine::precision)).
 #[derive(Debug, Clone)]
 pub enum StateBuf {
     /// f32 elements.
     F32(AlignedBuf<f32>),
     /// f64 elements.
     F64(AlignedBuf<f64>),
+    /// bf16 elements (a bf16 parameter's state with `"state_dtype": "param"`).
+    BF16(AlignedBuf<bf16>),
+    /// f16 elements (an f16 parameter's state with `"state_dtype": "param"`).
+    F16(AlignedBuf<f16>),
 }
 
 impl StateBuf {
-    /// A buffer holding `tensor`'s values in `dtype` (f32 or f64).
+    /// A buffer holding `tensor`'s values in `dtype` (f32, f64, bf16 or f16).
     pub fn from_tensor(tensor: &Tensor, dtype: DType, avoid: usize, slot: usize) -> Result<Self> {
         let flat = tensor.flatten_all()?.to_dtype(dtype)?;
         Ok(match dtype {
             DType::F32 => StateBuf::F32(AlignedBuf::from_values(&flat.to_vec1()?, avoid, slot)),
+            DType::BF16 => StateBuf::BF16(AlignedBuf::from_values(&flat.to_vec1()?, avoid, slot)),
+            DType::F16 => StateBuf::F16(AlignedBuf::from_values(&flat.to_vec1()?, avoid, slot)),
             _ => StateBuf::F64(AlignedBuf::from_values(&flat.to_vec1()?, avoid, slot)),
         })
     }
 
+    /// `len` copies of `init` in `dtype` (f32, f64, bf16 or f16), placed as
+    /// [`AlignedBuf::new`] places them.
+    pub fn filled(dtype: DType, len: usize, init: f64, avoid: usize, slot: usize) -> Self {
+        match dtype {
+            DType::F32 => StateBuf::F32(AlignedBuf::new(len, init as f32, avoid, slot)),
+            DType::BF16 => StateBuf::BF16(AlignedBuf::new(len, bf16::from_f64(init), avoid, slot)),
+            DType::F16 => StateBuf::F16(AlignedBuf::new(len, f16::from_f64(init), avoid, slot)),
+            _ => StateBuf::F64(AlignedBuf::new(len, init, avoid, slot)),
+        }
+    }
+
     /// The buffer as a CPU tensor of shape `dims` (a copy, so later steps do not change it).
     pub fn to_tensor(&self, dims: &[usize]) -> Result<Tensor> {
+        // host-side: the fused kernels' aligned buffers are CPU memory.
+        let cpu = &Device::Cpu;
         Ok(match self {
-            // host-side: the fused kernels' aligned buffers are CPU memory.
-            StateBuf::F32(b) => Tensor::from_slice(b.as_slice(), dims, &Device::Cpu)?,
-            StateBuf::F64(b) => Tensor::from_slice(b.as_slice(), dims, &Device::Cpu)?,
+            StateBuf::F32(b) => Tensor::from_slice(b.as_slice(), dims, cpu)?,
+            StateBuf::F64(b) => Tensor::from_slice(b.as_slice(), dims, cpu)?,
+            StateBuf::BF16(b) => Tensor::from_slice(b.as_slice(), dims, cpu)?,
+            StateBuf::F16(b) => Tensor::from_slice(b.as_slice(), dims, cpu)?,
         })
     }
 
@@ -99,6 +122,8 @@ impl StateBuf {
         match self {
             StateBuf::F32(b) => b.address(),
             StateBuf::F64(b) => b.address(),
+            StateBuf::BF16(b) => b.address(),
+            StateBuf::F16(b) => b.address(),
         }
     }
 }

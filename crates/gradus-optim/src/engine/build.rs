@@ -8,10 +8,13 @@ use serde_json::Value;
 use crate::engine::grouped::GroupedOptimizer;
 use crate::engine::groups::parse_with_groups;
 use crate::engine::path::UpdatePath;
+use crate::engine::precision::take_precision;
 use crate::engine::rule::Rule;
 
 /// The registered constructor of every [`Rule`], built-in or plugin: config (without `type`)
-/// at `path`, with the optional `"path": "auto" | "fused" | "reference"` (default `auto`).
+/// at `path`, with the optional `"path": "auto" | "fused" | "reference"` (default `auto`) and
+/// the precision fields of bf16/f16 parameters (`state_dtype`, `master_weights`, `rounding`,
+/// `rounding_seed`; see [`precision`](crate::engine::precision)).
 pub fn build_rule<R: Rule>(
     config: &Value,
     path: &str,
@@ -19,8 +22,10 @@ pub fn build_rule<R: Rule>(
 ) -> Result<Box<dyn Optimizer>> {
     let mut config = config.clone();
     let update_path = take_update_path(&mut config, path)?;
+    let precision = take_precision(&mut config, path)?;
     let (base, groups) = parse_with_groups::<R>(&config, path)?;
     let mut optimizer = GroupedOptimizer::with_groups(params.to_vec(), base, groups)?;
+    optimizer.set_precision(precision)?;
     // Through the trait: a rule without a kernel refuses `"path": "fused"` here, at build time.
     Optimizer::set_update_path(&mut optimizer, update_path)
         .map_err(|e| gradus_core::Error::config(join_path(path, "path"), e.to_string()))?;

@@ -7,7 +7,7 @@ use crate::engine::kernel::{Chunk, Kernel, Sums};
 
 /// Elements per leaf chunk: 32 Ki (128 KiB of f32 per stream), small enough for rayon to
 /// balance 2-16 threads on a 1e6-element tensor, large enough to amortize a task.
-const CHUNK: usize = 1 << 15;
+pub(crate) const CHUNK: usize = 1 << 15;
 
 /// Runs kernel `K` with coefficients `step` over a whole tensor: when `K` reduces, first its
 /// reduce pass over every chunk (partial sums added in a fixed tree order, so the result does

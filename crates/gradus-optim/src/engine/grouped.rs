@@ -2,7 +2,6 @@
 //! groups, skipped gradients, state, run-time hyperparameters, both optimizer traits.
 
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
 
 use gradus_core::{Error, NamedVar, Optimizer, Result, StateDict};
 
@@ -12,10 +11,13 @@ use rayon::prelude::*;
 
 use crate::engine::groups::GroupSpec;
 use crate::engine::kernel::{Kernel, Sums};
+use crate::engine::narrow;
 use crate::engine::path::UpdatePath;
+use crate::engine::precision::{is_low_precision, Precision, Rounder, StateDtype};
 use crate::engine::rule::{ParamState, Rule, Scalars};
 use crate::engine::slot::{Found, Slot};
-use crate::engine::step::{self as fused_step, BufferPlan, Stage};
+use crate::engine::step::{self as fused_step, BufferPlan, LowJob, Stage};
+use crate::engine::widen::LowPlan;
 
 pub(crate) struct Group<R> {
     pub(crate) hyper: R,
@@ -62,6 +64,8 @@ pub struct GroupedOptimizer<R: Rule> {
     /// Built from unnamed variables (`candle_nn::Optimizer::new`): parameters are named by
     /// position, and the state dict carries each parameter's fingerprint (see `state.rs`).
     pub(crate) positional: bool,
+    /// How bf16/f16 parameters are stepped (state dtype, master weights, rounding).
+    pub(crate) precision: Precision,
 }
 
 impl<R: Rule> GroupedOptimizer<R> {
@@ -85,12 +89,13 @@ impl<R: Rule> GroupedOptimizer<R> {
         }
         let slots: Vec<Slot> = params
             .into_iter()
-            .map(|param| {
+            .enumerate()
+            .map(|(index, param)| {
                 let group = specs
                     .iter()
                     .position(|s| s.matches(&param.name))
                     .map_or(0, |i| i + 1);
-                Slot::new(param, group)
+                Slot::new(param, group, index)
             })
             .collect();
         let mut groups = vec![Group::new(hyper, false)];
@@ -105,6 +110,7 @@ impl<R: Rule> GroupedOptimizer<R> {
             path: UpdatePath::Auto,
             elem_count,
             positional: false,
+            precision: Precision::default(),
         })
     }
 
@@ -138,6 +144,25 @@ impl<R: Rule> GroupedOptimizer<R> {
     /// The update path this optimizer follows.
     pub fn update_path(&self) -> UpdatePath {
         self.path
+    }
+
+    /// Sets how bf16/f16 parameters are stepped (see
+    /// [`precision`](crate::engine::precision)): before the first step only, since the state
+    /// already kept (its dtype, the master copies) follows the settings it was made under.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if self.slots.iter().any(|s| s.state.step > 0) {
+            return Err(Error::config(
+                "precision",
+                "the precision settings can only change before the optimizer's first step",
+            ));
+        }
+        self.precision = precision;
+        Ok(())
+    }
+
+    /// How bf16/f16 parameters are stepped.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Whether the rule has a fused kernel: a fact of its type.
@@ -209,27 +234,18 @@ impl<R: Rule> GroupedOptimizer<R> {
     /// entries left are the reference path's.
     fn step_fused(&mut self, found: &mut [Option<Found<'_>>], parallel: bool) -> Result<()> {
         let groups = &self.groups;
+        let precision = self.precision;
         let plans: Vec<BufferPlan> = groups.iter().map(|g| buffer_plan(&g.hyper)).collect();
         let step = |(entry, slot): (&mut Option<Found<'_>>, &mut Slot)| -> Result<()> {
             let Some(found) = *entry else {
                 return Ok(());
             };
-            if slot.facts.ineligible.is_some() || !found.on_cpu {
+            if !fused_eligible::<R>(&precision, slot, &found) {
                 return Ok(());
             }
             let hyper = &groups[slot.group].hyper;
             let step = begin_step(hyper, &mut slot.state, &slot.facts.dims);
-            fused_step::Job::<R::Kernel, R::Step> {
-                param: slot.param.var.as_tensor(),
-                facts: &slot.facts,
-                found,
-                buffers: &plans[slot.group],
-                step: &step,
-                reference: &mut slot.state.buffers,
-                fused: &mut slot.fused,
-                kernel: PhantomData,
-            }
-            .run()?;
+            fused_job::<R>(slot, found, &plans[slot.group], &step, &precision).run()?;
             *entry = None;
             Ok(())
         };
@@ -257,22 +273,16 @@ impl<R: Rule> GroupedOptimizer<R> {
 
     /// Steps the parameters left in `found` on the reference path, on the calling thread.
     fn step_reference(&mut self, found: Vec<Option<Found<'_>>>) -> Result<()> {
+        let precision = self.precision;
         for (slot, found) in self.slots.iter_mut().zip(found) {
             let Some(Found { grad, .. }) = found else {
                 continue;
             };
             let hyper = &self.groups[slot.group].hyper;
             let step = begin_step(hyper, &mut slot.state, &slot.facts.dims);
-            let param = slot.param.var.as_tensor().detach();
-            slot.fused
-                .move_into(&mut slot.state.buffers, &slot.facts.dims)?;
-            let grad = grad.detach().to_dtype(param.dtype())?;
+            let (param, grad) = narrow::operands(slot, grad, &precision)?;
             let next = hyper.update(&step, &param, &grad, &mut slot.state.buffers)?;
-            // Candle returns an empty operand itself from ops, which `Var::set` refuses; an
-            // empty parameter has nothing to write anyway.
-            if param.elem_count() > 0 {
-                slot.param.var.set(&next)?;
-            }
+            narrow::write(slot, next, &precision)?;
         }
         Ok(())
     }
@@ -282,16 +292,26 @@ impl<R: Rule> GroupedOptimizer<R> {
     /// (and the path is not `reference`), else on the reference path, in either pass.
     fn step_group_reduced(&mut self, found: Vec<Option<Found<'_>>>) -> Result<()> {
         let use_fused = self.path != UpdatePath::Reference && Self::HAS_KERNEL;
+        let fused_ok: Vec<bool> = self
+            .slots
+            .iter()
+            .zip(&found)
+            .map(|(slot, f)| {
+                use_fused
+                    && f.as_ref()
+                        .is_some_and(|f| fused_eligible::<R>(&self.precision, slot, f))
+            })
+            .collect();
+        let precision = self.precision;
         let plans: Vec<BufferPlan> = self.groups.iter().map(|g| buffer_plan(&g.hyper)).collect();
         for (g, group) in self.groups.iter_mut().enumerate() {
             let hyper = &group.hyper;
             let mut members: Vec<(&mut Slot, Found<'_>, bool, R::Step)> = Vec::new();
-            for (slot, found) in self.slots.iter_mut().zip(&found) {
+            for ((slot, found), &fused) in self.slots.iter_mut().zip(&found).zip(&fused_ok) {
                 let Some(found) = *found else { continue };
                 if slot.group != g {
                     continue;
                 }
-                let fused = use_fused && slot.facts.ineligible.is_none() && found.on_cpu;
                 slot.state.step += 1;
                 let step = hyper.plan_in_group(
                     slot.state.step,
@@ -308,10 +328,15 @@ impl<R: Rule> GroupedOptimizer<R> {
             let mut totals: Sums = [0.0; 4];
             for (slot, found, fused, step) in &mut members {
                 let sums = if *fused {
-                    fused_job::<R>(slot, *found, &plans[g], step).run_stage(Stage::Reduce)?
+                    fused_job::<R>(slot, *found, &plans[g], step, &precision)
+                        .run_stage(Stage::Reduce)?
                 } else {
-                    let (param, grad) = reference_operands(slot, found)?;
-                    hyper.reduce(step, &param, &grad, &mut slot.state.buffers)?
+                    let (param, grad) = narrow::operands(slot, found.grad, &precision)?;
+                    let sums = hyper.reduce(step, &param, &grad, &mut slot.state.buffers)?;
+                    // Between the passes the state is kept as the precision stores it, and the
+                    // parameter (its master copy) is unchanged until the second pass.
+                    narrow::keep(slot, param, &precision)?;
+                    sums
                 };
                 for (t, s) in totals.iter_mut().zip(sums) {
                     *t += s;
@@ -324,14 +349,12 @@ impl<R: Rule> GroupedOptimizer<R> {
             for (slot, found, fused, mut step) in members {
                 hyper.complete(&mut step, &group.scalars);
                 if fused {
-                    fused_job::<R>(slot, found, &plans[g], &step)
+                    fused_job::<R>(slot, found, &plans[g], &step, &precision)
                         .run_stage(Stage::Apply(totals))?;
                 } else {
-                    let (param, grad) = reference_operands(slot, &found)?;
+                    let (param, grad) = narrow::operands(slot, found.grad, &precision)?;
                     let next = hyper.update(&step, &param, &grad, &mut slot.state.buffers)?;
-                    if param.elem_count() > 0 {
-                        slot.param.var.set(&next)?;
-                    }
+                    narrow::write(slot, next, &precision)?;
                 }
             }
         }
@@ -351,6 +374,8 @@ impl<R: Rule> GroupedOptimizer<R> {
                 why.clone()
             } else if !found.on_cpu {
                 "its gradient is not on the CPU".to_string()
+            } else if let Some(why) = precision_ineligibility::<R>(&self.precision, slot) {
+                why
             } else {
                 continue;
             };
@@ -385,6 +410,29 @@ impl<R: Rule> GroupedOptimizer<R> {
     }
 }
 
+/// Why the fused path cannot take `slot` under `precision` (`None`: it can). A kernel with a
+/// reduce pass over state kept in a bf16/f16 parameter's dtype would round the state between
+/// its passes, where the reference path keeps it in f32 for the whole step.
+fn precision_ineligibility<R: Rule>(precision: &Precision, slot: &Slot) -> Option<String> {
+    let narrow_state =
+        precision.state_dtype == StateDtype::Param && is_low_precision(slot.facts.dtype);
+    let two_pass = <R::Kernel as Kernel<R::Step>>::REDUCES || R::GROUP_REDUCES;
+    (narrow_state && two_pass).then(|| {
+        format!(
+            "`{}` reduces over its state before updating, which `\"state_dtype\": \"param\"` \
+             would round between the passes",
+            R::NAME
+        )
+    })
+}
+
+/// True when the fused path takes `slot` with gradient `found` (unless the path is forced).
+fn fused_eligible<R: Rule>(precision: &Precision, slot: &Slot, found: &Found<'_>) -> bool {
+    slot.facts.ineligible.is_none()
+        && found.on_cpu
+        && precision_ineligibility::<R>(precision, slot).is_none()
+}
+
 /// Counts a step of one parameter and plans it: the one place a step changes the step counter
 /// and the scalar state, whichever path then runs it.
 fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState, dims: &[usize]) -> R::Step {
@@ -392,13 +440,24 @@ fn begin_step<R: Rule>(hyper: &R, state: &mut ParamState, dims: &[usize]) -> R::
     hyper.plan_shaped(state.step, &mut state.scalars, dims)
 }
 
-/// A fused step of `slot` with coefficients `step` (one pass of a group-reducing rule).
+/// A fused step (or one pass of it) of `slot` with coefficients `step`, counted already: for
+/// a bf16/f16 parameter with the rounding of this step and of the previous one.
 fn fused_job<'a, R: Rule>(
     slot: &'a mut Slot,
     found: Found<'a>,
     plan: &'a BufferPlan,
     step: &'a R::Step,
+    precision: &Precision,
 ) -> fused_step::Job<'a, R::Kernel, R::Step> {
+    let dtype = slot.facts.dtype;
+    let t = slot.state.step;
+    let low = is_low_precision(dtype).then(|| LowJob {
+        plan: LowPlan {
+            rounder: Rounder::new(precision, t, slot.index),
+            previous: Rounder::new(precision, t.saturating_sub(1), slot.index),
+        },
+        master: precision.keeps_master(dtype),
+    });
     fused_step::Job {
         param: slot.param.var.as_tensor(),
         facts: &slot.facts,
@@ -407,18 +466,10 @@ fn fused_job<'a, R: Rule>(
         step,
         reference: &mut slot.state.buffers,
         fused: &mut slot.fused,
+        state_dtype: precision.state_dtype_of(dtype),
+        low,
         kernel: PhantomData,
     }
-}
-
-/// The detached parameter and gradient (in the parameter's dtype) of a reference-path pass of
-/// `slot`, its buffers moved to the reference path.
-fn reference_operands(slot: &mut Slot, found: &Found<'_>) -> Result<(Tensor, Tensor)> {
-    let param = slot.param.var.as_tensor().detach();
-    slot.fused
-        .move_into(&mut slot.state.buffers, &slot.facts.dims)?;
-    let grad = found.grad.detach().to_dtype(param.dtype())?;
-    Ok((param, grad))
 }
 
 /// The buffers a fused step of `hyper` keeps, in kernel order, with their initial values.

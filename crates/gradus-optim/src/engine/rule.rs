@@ -55,6 +55,11 @@ impl Buffers {
         self.0.is_empty()
     }
 
+    /// Takes buffer `name` out, if it exists.
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Tensor> {
+        self.0.remove(name)
+    }
+
     /// Takes every buffer out, leaving none.
     pub(crate) fn take(&mut self) -> BTreeMap<&'static str, Tensor> {
         std::mem::take(&mut self.0)

@@ -5,7 +5,7 @@ use candle_core::{DType, Tensor, TensorId};
 use gradus_core::{NamedVar, Result};
 use smallvec::SmallVec;
 
-use crate::engine::path::ineligibility;
+use crate::engine::path::step_ineligibility;
 use crate::engine::rule::ParamState;
 use crate::engine::step::FusedState;
 
@@ -13,6 +13,8 @@ use crate::engine::step::FusedState;
 pub(crate) struct Slot {
     pub(crate) param: NamedVar,
     pub(crate) group: usize,
+    /// Position among the optimizer's parameters (the stream of its stochastic rounding).
+    pub(crate) index: usize,
     pub(crate) facts: ParamFacts,
     /// Step counter, scalar state, and the tensor buffers while the reference path owns them.
     pub(crate) state: ParamState,
@@ -40,18 +42,19 @@ impl ParamFacts {
             dims: SmallVec::from_slice(param.dims()),
             len: param.elem_count(),
             dtype: param.dtype(),
-            ineligible: ineligibility(param),
+            ineligible: step_ineligibility(param),
         }
     }
 }
 
 impl Slot {
-    /// A parameter in `group`, before its first step.
-    pub(crate) fn new(param: NamedVar, group: usize) -> Self {
+    /// Parameter `index` in `group`, before its first step.
+    pub(crate) fn new(param: NamedVar, group: usize, index: usize) -> Self {
         let facts = ParamFacts::of(param.var.as_tensor());
         Slot {
             param,
             group,
+            index,
             facts,
             state: ParamState::default(),
             fused: FusedState::default(),

@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use gradus_core::{Error, NamedVar, Result, StateDict};
 
 use crate::engine::grouped::GroupedOptimizer;
+use crate::engine::precision::MASTER_WEIGHT;
 use crate::engine::rule::{ParamState, Rule};
 
 /// The state-dict key suffix of a positional parameter's fingerprint.
@@ -40,7 +41,8 @@ fn fingerprint(param: &NamedVar) -> Result<Tensor> {
 impl<R: Rule> GroupedOptimizer<R> {
     /// Keys: `<param>.step` for every parameter, `<param>.<buffer>` for each buffer
     /// (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `momentum_buffer`, `sum`, `square_avg`,
-    /// `grad_avg`, `acc_delta`, `exp_inf`, `mu_product`), and `param_groups.<g>.<hyper>`.
+    /// `grad_avg`, `acc_delta`, `exp_inf`, `mu_product`), `<param>.master_weight` for a
+    /// bf16/f16 parameter with master weights, and `param_groups.<g>.<hyper>`.
     pub fn state_dict(&self) -> Result<StateDict> {
         let mut sd = StateDict::new();
         for slot in &self.slots {
@@ -122,12 +124,22 @@ impl<R: Rule> GroupedOptimizer<R> {
             if ps.step > 0 {
                 let hyper = &new_groups[slot.group];
                 let param = slot.param.var.as_tensor();
+                let stored = self.precision.state_dtype_of(param.dtype());
                 for (buffer, shape) in hyper.buffer_shapes(param.dims()) {
                     let key = format!("{name}.{buffer}");
                     let t = state.require(&key, &shape)?;
+                    ps.buffers
+                        .set(buffer, t.to_dtype(stored)?.to_device(param.device())?);
+                    known.insert(key);
+                }
+                // Saved without one (before master weights were on): the next step starts
+                // the master copy from the parameter, as a first step does.
+                let key = format!("{name}.{MASTER_WEIGHT}");
+                if self.precision.keeps_master(param.dtype()) && state.get(&key).is_some() {
+                    let t = state.require(&key, param.dims())?;
                     ps.buffers.set(
-                        buffer,
-                        t.to_dtype(param.dtype())?.to_device(param.device())?,
+                        MASTER_WEIGHT,
+                        t.to_dtype(DType::F32)?.to_device(param.device())?,
                     );
                     known.insert(key);
                 }

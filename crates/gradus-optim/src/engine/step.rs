@@ -9,12 +9,16 @@ use candle_core::{CpuStorage, DType, Layout, Storage, Tensor};
 use gradus_core::{Error, Result};
 use smallvec::SmallVec;
 
-use crate::engine::aligned::{AlignedBuf, StateBuf};
+use half::{bf16, f16};
+
+use crate::engine::aligned::StateBuf;
 use crate::engine::chunks;
 use crate::engine::elem::Elem;
 use crate::engine::kernel::{Chunk, Kernel, Sums, MAX_BUFFERS};
+use crate::engine::precision::{LowFloat, MASTER_WEIGHT};
 use crate::engine::rule::Buffers;
 use crate::engine::slot::{Found, ParamFacts};
+use crate::engine::widen::{self, LowPlan, Wide, WideChunk, WideStage};
 
 /// The fused path's state of one parameter: its tensor buffers, by name. Held inline, so a
 /// step reaches a buffer without another cold heap line.
@@ -65,7 +69,19 @@ pub(crate) struct Job<'a, K, S> {
     /// Reference-path tensors to move in (left by an earlier reference step or a load).
     pub(crate) reference: &'a mut Buffers,
     pub(crate) fused: &'a mut FusedState,
+    /// The dtype the state buffers are kept in (the parameter's, or f32 for bf16/f16).
+    pub(crate) state_dtype: DType,
+    /// For a bf16/f16 parameter: how the step rounds it, and whether it keeps a master copy.
+    pub(crate) low: Option<LowJob>,
     pub(crate) kernel: PhantomData<fn() -> K>,
+}
+
+/// The low-precision part of a [`Job`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LowJob {
+    pub(crate) plan: LowPlan,
+    /// Keep (and step) an f32 master copy, buffer [`MASTER_WEIGHT`].
+    pub(crate) master: bool,
 }
 
 impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
@@ -92,6 +108,8 @@ impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
             step,
             reference,
             fused,
+            state_dtype,
+            low,
             kernel,
         } = self;
         if buffers.names.len() > MAX_BUFFERS {
@@ -121,10 +139,17 @@ impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
                 }
             }
         };
+        let stored_dtype = |name: &str| {
+            if name == MASTER_WEIGHT {
+                DType::F32
+            } else {
+                state_dtype
+            }
+        };
         if !reference.is_empty() {
             for (name, t) in reference.take() {
                 let slot = fused.bufs.len();
-                let buf = StateBuf::from_tensor(&t, dtype, avoid()?, slot)?;
+                let buf = StateBuf::from_tensor(&t, stored_dtype(name), avoid()?, slot)?;
                 match fused.bufs.iter_mut().find(|(n, _)| *n == name) {
                     Some(entry) => entry.1 = buf,
                     None => fused.bufs.push((name, buf)),
@@ -138,13 +163,7 @@ impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
                 Some(k) => k,
                 None => {
                     let slot = fused.bufs.len();
-                    let avoid = avoid()?;
-                    let buf = match dtype {
-                        DType::F32 => {
-                            f32::wrap(AlignedBuf::new(facts.len, f32::of(*init), avoid, slot))
-                        }
-                        _ => f64::wrap(AlignedBuf::new(facts.len, f64::of(*init), avoid, slot)),
-                    };
+                    let buf = StateBuf::filled(state_dtype, facts.len, *init, avoid()?, slot);
                     fused.bufs.push((name, buf));
                     fresh |= j == 0;
                     slot
@@ -152,28 +171,48 @@ impl<'a, K: Kernel<S>, S: Sync> Job<'a, K, S> {
             };
             order[j] = Some(k);
         }
+        let master = match low {
+            Some(LowJob { master: true, .. }) => Some(master_buffer(param, fused, avoid()?)?),
+            _ => None,
+        };
         Ok(Ready {
             param,
             grad,
             step,
             state: fused,
             order,
+            master,
+            low: low.map(|l| l.plan),
             fresh,
             kernel,
         })
     }
 }
 
-/// The address of the first element of a CPU f32/f64 tensor.
+/// The index in `fused` of the parameter's f32 master copy, created from the parameter's
+/// (widened) values on its first fused step.
+fn master_buffer(param: &Tensor, fused: &mut FusedState, avoid: usize) -> Result<usize> {
+    if let Some(k) = fused.bufs.iter().position(|(n, _)| *n == MASTER_WEIGHT) {
+        return Ok(k);
+    }
+    let slot = fused.bufs.len();
+    let buf = StateBuf::from_tensor(param, DType::F32, avoid, slot)?;
+    fused.bufs.push((MASTER_WEIGHT, buf));
+    Ok(slot)
+}
+
+/// The address of the first element of a CPU f32/f64/bf16/f16 tensor.
 fn address(t: &Tensor) -> Result<usize> {
     let (storage, layout) = t.storage_and_layout();
     let offset = layout.start_offset();
     Ok(match &*storage {
         Storage::Cpu(CpuStorage::F32(v)) => v[offset..].as_ptr() as usize,
         Storage::Cpu(CpuStorage::F64(v)) => v[offset..].as_ptr() as usize,
+        Storage::Cpu(CpuStorage::BF16(v)) => v[offset..].as_ptr() as usize,
+        Storage::Cpu(CpuStorage::F16(v)) => v[offset..].as_ptr() as usize,
         _ => {
             return Err(Error::Unsupported(
-                "fused step on a non-f32/f64 CPU tensor".into(),
+                "fused step on a tensor that is not f32, f64, bf16 or f16 on the CPU".into(),
             ))
         }
     })
@@ -198,6 +237,10 @@ struct Ready<'a, K, S> {
     state: &'a mut FusedState,
     /// For each of the rule's buffers (in `buffer_names` order), its index in `state.bufs`.
     order: [Option<usize>; MAX_BUFFERS],
+    /// The index in `state.bufs` of the f32 master copy, when one is kept.
+    master: Option<usize>,
+    /// How a bf16/f16 parameter's step rounds (`None` for f32/f64).
+    low: Option<LowPlan>,
     fresh: bool,
     kernel: PhantomData<fn() -> K>,
 }
@@ -271,6 +314,67 @@ impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
     }
 }
 
+impl<K: Kernel<S>, S: Sync> Ready<'_, K, S> {
+    /// [`Ready::run_typed`] for a bf16/f16 parameter: the rule's f32 kernel over widened
+    /// tiles (see `widen`), with f32 state (or state in the parameter's dtype) and the master
+    /// copy when one is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn run_wide<H: LowFloat>(
+        &mut self,
+        n: usize,
+        stage: Stage,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<Sums> {
+        let Some(plan) = self.low else {
+            candle_core::bail!("gradus fused step: a bf16/f16 parameter without its rounding")
+        };
+        let (Some(p), Some(g)) = (H::storage_mut(s1), H::storage(s2)) else {
+            candle_core::bail!("gradus fused step: parameter and gradient dtypes differ")
+        };
+        let (p0, g0) = (l1.start_offset(), l2.start_offset());
+        let (Some(p), Some(g)) = (p.get_mut(p0..p0 + n), g.get(g0..g0 + n)) else {
+            candle_core::bail!("gradus fused step: storage shorter than the parameter")
+        };
+        let mut state: [Wide<'_, H>; MAX_BUFFERS] = std::array::from_fn(|_| Wide::None);
+        let mut master = None;
+        for (k, (_, buf)) in self.state.bufs.iter_mut().enumerate() {
+            if self.master == Some(k) {
+                let StateBuf::F32(b) = buf else {
+                    candle_core::bail!("gradus fused step: the master copy is not f32")
+                };
+                master = Some(b.as_mut_slice());
+            } else if let Some(j) = self.order.iter().position(|o| *o == Some(k)) {
+                state[j] = match buf {
+                    StateBuf::F32(b) => Wide::F32(b.as_mut_slice()),
+                    other => match H::buf_mut(other) {
+                        Some(b) => Wide::Narrow(b.as_mut_slice()),
+                        None => candle_core::bail!(
+                            "gradus fused step: state is neither f32 nor the parameter's dtype"
+                        ),
+                    },
+                };
+            }
+        }
+        let chunk = WideChunk {
+            param: p,
+            grad: g,
+            state,
+            master,
+            fresh: self.fresh,
+            offset: 0,
+        };
+        let stage = match stage {
+            Stage::Whole => WideStage::Whole,
+            Stage::Reduce => WideStage::Reduce,
+            Stage::Apply(sums) => WideStage::Apply(sums),
+        };
+        Ok(widen::run::<K, S, H>(self.step, chunk, &plan, stage))
+    }
+}
+
 /// The in-place op handing the kernel `&mut` access to the parameter's storage.
 struct StepOp<'j, 'a, K, S> {
     job: RefCell<&'j mut Ready<'a, K, S>>,
@@ -296,7 +400,9 @@ impl<K: Kernel<S>, S: Sync> candle_core::InplaceOp2 for StepOp<'_, '_, K, S> {
         let sums = match s1 {
             CpuStorage::F32(_) => job.run_typed::<f32>(self.len, self.stage, s1, l1, s2, l2)?,
             CpuStorage::F64(_) => job.run_typed::<f64>(self.len, self.stage, s1, l1, s2, l2)?,
-            _ => candle_core::bail!("gradus fused step: only f32 and f64 parameters"),
+            CpuStorage::BF16(_) => job.run_wide::<bf16>(self.len, self.stage, s1, l1, s2, l2)?,
+            CpuStorage::F16(_) => job.run_wide::<f16>(self.len, self.stage, s1, l1, s2, l2)?,
+            _ => candle_core::bail!("gradus fused step: only f32, f64, bf16 and f16 parameters"),
         };
         self.sums.set(sums);
         Ok(())

@@ -12,6 +12,7 @@ use crate::engine::build::{build_optimizer, take_update_path};
 use crate::engine::elem::Elem;
 use crate::engine::kernel::{Chunk, Kernel, Sums};
 use crate::engine::path::ineligibility;
+use crate::engine::precision::{Precision, PRECISION_FIELDS};
 use crate::engine::step::run_on_state;
 use crate::rules::schedule_free::{lerp, lerp_elem};
 use crate::validate;
@@ -156,10 +157,16 @@ impl Kernel<SyncStep> for LookaheadSync {
 /// A parameter's slow weights, on the path that last synced them.
 #[derive(Debug, Clone)]
 enum Slow {
-    /// A tensor of the parameter's shape, dtype and device (reference path).
+    /// A tensor of the parameter's shape and device (reference path), of its dtype, or f32
+    /// for a bf16/f16 parameter (so that the pull towards the slow weights is not rounded away).
     Tensor(Tensor),
     /// An aligned buffer of the parameter's dtype (fused path).
     Fused(StateBuf),
+}
+
+/// The dtype of a `param` parameter's slow weights: its own, f32 for bf16/f16.
+fn slow_dtype(param: DType) -> DType {
+    Precision::compute_dtype(param)
 }
 
 /// A parameter and its slow weights.
@@ -171,7 +178,8 @@ struct Tracked {
 }
 
 impl Tracked {
-    /// The slow weights as a tensor of the parameter's shape, dtype and device (a copy).
+    /// The slow weights as a tensor of the parameter's shape and device, in their dtype (a
+    /// copy).
     fn slow_tensor(&self) -> Result<Tensor> {
         let t = self.param.var.as_tensor();
         Ok(match &self.slow {
@@ -192,9 +200,10 @@ impl Tracked {
             }
         }
         let slow = self.slow_tensor()?;
-        let next = lerp(&t.detach(), &slow, step.weight)?;
+        let fast = t.detach().to_dtype(slow.dtype())?;
+        let next = lerp(&fast, &slow, step.weight)?;
         if t.elem_count() > 0 {
-            self.param.var.set(&next)?;
+            self.param.var.set(&next.to_dtype(t.dtype())?)?;
         }
         self.slow = Slow::Tensor(next);
         Ok(())
@@ -223,7 +232,7 @@ impl Lookahead {
                 let t = param.var.as_tensor();
                 Ok(Tracked {
                     ineligible: ineligibility(t),
-                    slow: Slow::Tensor(t.detach().copy()?),
+                    slow: Slow::Tensor(t.detach().to_dtype(slow_dtype(t.dtype()))?.copy()?),
                     param,
                 })
             })
@@ -338,7 +347,8 @@ impl Optimizer for Lookahead {
             let p = t.param.var.as_tensor();
             let key = format!("{}.{SLOW}", t.param.name);
             let saved = state.require(&key, p.dims())?;
-            slows.push(saved.to_dtype(p.dtype())?.to_device(p.device())?.copy()?);
+            let dtype = slow_dtype(p.dtype());
+            slows.push(saved.to_dtype(dtype)?.to_device(p.device())?.copy()?);
         }
         let head = format!("{INNER_PREFIX}.");
         if let Some(extra) = state.names().find(|n| {
@@ -384,6 +394,30 @@ impl Optimizer for Lookahead {
     }
 }
 
+/// Moves the precision fields of bf16/f16 parameters (`state_dtype`, `master_weights`,
+/// `rounding`, `rounding_seed`) given beside Lookahead's own into its inner optimizer's config,
+/// where they apply (the inner optimizer's own value wins).
+fn forward_precision(config: &mut Value) {
+    let Some(object) = config.as_object_mut() else {
+        return;
+    };
+    let fields: Vec<(String, Value)> = PRECISION_FIELDS
+        .iter()
+        .filter_map(|key| object.remove(*key).map(|v| (key.to_string(), v)))
+        .collect();
+    if fields.is_empty() {
+        return;
+    }
+    let inner = object
+        .entry("optimizer")
+        .or_insert_with(|| json!({"type": "adamw"}));
+    if let Some(inner) = inner.as_object_mut() {
+        for (key, value) in fields {
+            inner.entry(key).or_insert(value);
+        }
+    }
+}
+
 /// The registered constructor: the inner optimizer built through the registry from
 /// `optimizer` (at `path.optimizer`), then wrapped; `"path"` goes to both.
 pub fn build_lookahead(
@@ -393,6 +427,7 @@ pub fn build_lookahead(
 ) -> Result<Box<dyn Optimizer>> {
     let mut config = config.clone();
     let update_path = take_update_path(&mut config, path)?;
+    forward_precision(&mut config);
     let cfg: LookaheadConfig = parse_config(&config, path)?;
     cfg.validate()?;
     let inner = build_optimizer(&cfg.optimizer, &join_path(path, "optimizer"), params)?;

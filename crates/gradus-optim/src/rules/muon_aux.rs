@@ -33,6 +33,7 @@ use crate::engine::build::take_update_path;
 use crate::engine::grouped::GroupedOptimizer;
 use crate::engine::groups::parse_with_groups;
 use crate::engine::path::UpdatePath;
+use crate::engine::precision::{take_precision, Precision};
 use crate::rules::adamw::AdamWConfig;
 use crate::rules::muon::MuonConfig;
 
@@ -115,6 +116,13 @@ impl MuonWithAuxAdamW {
         })
     }
 
+    /// Sets how bf16/f16 parameters are stepped, in both halves (before the first step; see
+    /// [`GroupedOptimizer::set_precision`]).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        self.muon.set_precision(precision)?;
+        self.adamw.set_precision(precision)
+    }
+
     /// The Muon half (the matrices).
     pub fn muon(&self) -> &GroupedOptimizer<MuonConfig> {
         &self.muon
@@ -151,6 +159,7 @@ fn compile(pattern: &str, path: &str) -> Result<glob::Pattern> {
 pub fn build_muon(config: &Value, path: &str, params: &[NamedVar]) -> Result<Box<dyn Optimizer>> {
     let mut config = config.clone();
     let update_path = take_update_path(&mut config, path)?;
+    let precision = take_precision(&mut config, path)?;
     let adamw_path = join_path(path, "adamw");
     let mut adamw = match take_field(&mut config, "adamw") {
         None | Some(Value::Null) => Value::Object(Default::default()),
@@ -185,6 +194,7 @@ pub fn build_muon(config: &Value, path: &str, params: &[NamedVar]) -> Result<Box
     }
     let adamw = parse_with_groups::<AdamWConfig>(&adamw, &adamw_path)?;
     let mut optimizer = MuonWithAuxAdamW::split(params.to_vec(), muon, adamw, &patterns)?;
+    optimizer.set_precision(precision)?;
     optimizer
         .set_update_path(update_path)
         .map_err(|e| Error::config(join_path(path, "path"), e.to_string()))?;

@@ -25,6 +25,7 @@ use crate::engine::build::take_update_path;
 use crate::engine::elem::Elem;
 use crate::engine::grouped::GroupedOptimizer;
 use crate::engine::groups::parse_with_groups;
+use crate::engine::precision::take_precision;
 use crate::engine::rule::{Rule, Scalars};
 
 /// The state-dict key of the mode (1: training, 0: evaluation).
@@ -199,7 +200,9 @@ impl<R: ScheduleFreeRule> ScheduleFree<R> {
             let beta = inner.groups[slot.group].hyper.interpolation();
             let param = slot.param.var.as_tensor().detach();
             if param.elem_count() > 0 {
-                slot.param.var.set(&lerp(&param, z, weight(beta))?)?;
+                // In z's dtype (f32 for a bf16/f16 parameter), rounded into the parameter.
+                let moved = lerp(&param.to_dtype(z.dtype())?, z, weight(beta))?;
+                slot.param.var.set(&moved.to_dtype(param.dtype())?)?;
             }
         }
         Ok(())
@@ -310,8 +313,10 @@ pub fn build_schedule_free<R: ScheduleFreeRule>(
 ) -> Result<Box<dyn Optimizer>> {
     let mut config = config.clone();
     let update_path = take_update_path(&mut config, path)?;
+    let precision = take_precision(&mut config, path)?;
     let (base, groups) = parse_with_groups::<R>(&config, path)?;
     let mut inner = GroupedOptimizer::with_groups(params.to_vec(), base, groups)?;
+    inner.set_precision(precision)?;
     Optimizer::set_update_path(&mut inner, update_path)
         .map_err(|e| Error::config(join_path(path, "path"), e.to_string()))?;
     Ok(Box::new(ScheduleFree::new(inner)))
