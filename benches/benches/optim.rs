@@ -38,6 +38,8 @@ const OPTIMIZERS: &[(&str, usize)] = &[
     ("adabelief", 2),
     ("rprop", 2),
     ("asgd", 1),
+    // Vectors: the unfactored second moment, on its fused kernel (two passes).
+    ("adafactor", 1),
     ("lion", 1),
     ("adamw_schedule_free", 2),
     ("sgd_schedule_free", 1),
@@ -251,6 +253,93 @@ fn bench_vs_probe(mode: Mode, rec: &Recorder) {
     }
 }
 
+/// The low-precision fused Adam steps of one tensor: bf16 and f16 parameters and gradients with
+/// f32 state (the default), and bf16 with f32 master weights.
+const LOW_PRECISION: &[(&str, DType, bool)] = &[
+    ("bf16", DType::BF16, false),
+    ("f16", DType::F16, false),
+    ("bf16+master", DType::BF16, true),
+];
+
+/// Bytes one low-precision Adam step moves per parameter: θ (2, read and written), g (2,
+/// read), the two f32 moments (4 each, read and written), and the f32 master copy when kept.
+fn low_precision_bytes(master: bool) -> usize {
+    2 * 2 + 2 + 2 * 4 * 2 + if master { 4 * 2 } else { 0 }
+}
+
+/// Each low-precision fused Adam step against the f32 bandwidth probe of two state buffers
+/// (28 bytes a parameter), timed in back-to-back pairs as [`bench_vs_probe`]; the step's own
+/// times are kept for its row.
+fn bench_low_precision(mode: Mode, rec: &Recorder) {
+    let pairs = mode.pairs();
+    for layout in layouts(mode).into_iter().filter(|l| l.count == 1) {
+        let l = layout.name;
+        for &(label, dtype, master) in LOW_PRECISION {
+            let (vars, grads) = params(layout);
+            let mut low_grads = GradStore::default();
+            let low_vars: Vec<Var> = vars
+                .iter()
+                .map(|v| {
+                    let low = Var::from_tensor(&v.as_tensor().to_dtype(dtype).unwrap()).unwrap();
+                    let g = grads.get(v.as_tensor()).unwrap().to_dtype(dtype).unwrap();
+                    low_grads.insert(low.as_tensor(), g);
+                    low
+                })
+                .collect();
+            let config = serde_json::json!({"type": "adam", "master_weights": master});
+            let mut opt = build_optimizer(&config, "optimizer", &named(&low_vars)).unwrap();
+            opt.set_update_path(UpdatePath::Fused).unwrap();
+            let mut probe = Probe::new(layout.total(), 2);
+            let step_id = format!("adam/fused_{label}/{l}");
+            paired(
+                rec,
+                &format!("adam/fused_{label}/probe_paired/{l}"),
+                pairs,
+                || probe.run(),
+                || {
+                    let start = Instant::now();
+                    opt.step(&low_grads).unwrap();
+                    rec.push(&step_id, start.elapsed(), 1);
+                },
+            );
+        }
+    }
+}
+
+/// The rows of [`bench_low_precision`].
+fn low_precision_rows(mode: Mode, rec: &Recorder) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for layout in layouts(mode).into_iter().filter(|l| l.count == 1) {
+        let l = layout.name;
+        let n = layout.total() as f64;
+        for &(label, _, master) in LOW_PRECISION {
+            let Some(ms) = rec.median_ms(&format!("adam/fused_{label}/{l}")) else {
+                continue;
+            };
+            rows.push(Row {
+                optimizer: "adam".into(),
+                layout: l.into(),
+                dtype: label.into(),
+                path: "fused".into(),
+                median_ms: ms,
+                gb_per_s: n * low_precision_bytes(master) as f64 / (ms * 1e-3) / 1e9,
+                probe_ratio: rec
+                    .median_ms(&format!("probe2/{l}"))
+                    .map_or(f64::NAN, |p| ms / p),
+                probe_ratio_paired: rec
+                    .median_ratio(&format!("adam/fused_{label}/probe_paired/{l}")),
+                speedup_vs_candle_nn: None,
+                // The reference path of a 1e7 bf16 tensor is not timed (seconds of Candle ops
+                // per step); the f32 row of the same layout is the comparison.
+                speedup_vs_reference: None,
+                vs_one_tensor: None,
+                vs_one_tensor_paired: None,
+            });
+        }
+    }
+    rows
+}
+
 /// `clip_grad_norm` (L2, always scaling) on the fused path in place, the fused path with a new
 /// tensor per gradient (`GradStore::insert`), and the tensor-op path. Each timed call is
 /// followed by an untimed doubling so that the gradients keep their magnitude.
@@ -339,19 +428,25 @@ fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     }
 }
 
+/// The MLP step variants: Gradus Adam fused and reference, `candle_nn::AdamW`, and Gradus Adam
+/// fused over bf16 parameters (f32 state and master weights).
+const MLP_KINDS: [&str; 4] = [
+    "gradus_adam_fused",
+    "gradus_adam_reference",
+    "candle_nn_adamw",
+    "gradus_adam_fused_bf16",
+];
+
 fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     let batch = if mode == Mode::Test { 4 } else { 128 };
     let mut group = c.benchmark_group("mlp");
     group.sampling_mode(SamplingMode::Flat).sample_size(10);
     group.warm_up_time(Duration::from_millis(1));
     group.measurement_time(mode.measurement());
-    let kinds = [
-        "gradus_adam_fused",
-        "gradus_adam_reference",
-        "candle_nn_adamw",
-    ];
-    for kind in kinds {
-        let mlp = Mlp::new(batch);
+    for kind in MLP_KINDS {
+        // bf16 parameters with f32 state and master weights, on the fused path.
+        let bf16 = kind.ends_with("bf16");
+        let mlp = Mlp::with_dtype(batch, if bf16 { DType::BF16 } else { DType::F32 });
         let vars = mlp.varmap.all_vars();
         let mut gradus: Option<gradus_optim::Adam> = None;
         let mut candle: Option<candle_nn::AdamW> = None;
@@ -359,7 +454,14 @@ fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
             candle = Some(candle_nn::AdamW::new(vars, candle_nn::ParamsAdamW::default()).unwrap());
         } else {
             let mut opt = gradus_optim::Adam::new(vars, Default::default()).unwrap();
-            let path = if kind.ends_with("fused") {
+            if bf16 {
+                let precision = gradus_optim::Precision {
+                    master_weights: true,
+                    ..Default::default()
+                };
+                opt.set_precision(precision).unwrap();
+            }
+            let path = if kind.contains("fused") {
                 UpdatePath::Fused
             } else {
                 UpdatePath::Reference
@@ -486,24 +588,21 @@ fn summarize(mode: Mode, rec: &Recorder) -> (Vec<Row>, Vec<MlpRow>) {
             }
         }
     }
-    let mlp = [
-        "gradus_adam_fused",
-        "gradus_adam_reference",
-        "candle_nn_adamw",
-    ]
-    .iter()
-    .filter_map(|k| {
-        let step = rec.median_ms(&format!("mlp/{k}/step"))?;
-        let opt = rec.median_ms(&format!("mlp/{k}/opt"))?;
-        Some(MlpRow {
-            optimizer: k.to_string(),
-            allocator: "system".into(),
-            step_ms: step,
-            optimizer_ms: opt,
-            optimizer_share: opt / step,
+    rows.extend(low_precision_rows(mode, rec));
+    let mlp = MLP_KINDS
+        .iter()
+        .filter_map(|k| {
+            let step = rec.median_ms(&format!("mlp/{k}/step"))?;
+            let opt = rec.median_ms(&format!("mlp/{k}/opt"))?;
+            Some(MlpRow {
+                optimizer: k.to_string(),
+                allocator: "system".into(),
+                step_ms: step,
+                optimizer_ms: opt,
+                optimizer_share: opt / step,
+            })
         })
-    })
-    .collect();
+        .collect();
     (rows, mlp)
 }
 
@@ -514,6 +613,7 @@ fn main() {
     bench_steps(&mut c, mode, &rec);
     bench_many_vs_one(mode, &rec);
     bench_vs_probe(mode, &rec);
+    bench_low_precision(mode, &rec);
     bench_clip(&mut c, mode, &rec);
     bench_mlp(&mut c, mode, &rec);
     c.final_summary();
@@ -534,7 +634,7 @@ fn main() {
     });
     if mode == Mode::Test {
         assert!(
-            !rows.is_empty() && mlp.len() == 4,
+            !rows.is_empty() && mlp.len() == MLP_KINDS.len() + 1,
             "every benchmark ran once"
         );
         return;

@@ -292,7 +292,8 @@ pub struct Row {
     pub optimizer: String,
     /// `"1x1000000"`, `"1x10000000"` or `"1000x10000"`.
     pub layout: String,
-    /// `"f32"`.
+    /// `"f32"`, or for the low-precision Adam rows `"bf16"`, `"f16"` (f32 state) and
+    /// `"bf16+master"` (f32 state and master weights).
     pub dtype: String,
     /// `fused`, `reference`, `candle_nn`, `probe`, or `inplace_loop` (the in-place floor,
     /// [`floor`]).

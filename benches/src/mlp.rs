@@ -1,4 +1,5 @@
-//! The 784-512-512-10 MLP training step (ReLU, cross-entropy, f32) shared by the benches.
+//! The 784-512-512-10 MLP training step (ReLU, cross-entropy; f32, or bf16 parameters) shared
+//! by the benches.
 
 use std::time::Instant;
 
@@ -18,8 +19,14 @@ pub struct Mlp {
 impl Mlp {
     /// A model with Candle's default initialization and a fixed batch of `batch` inputs.
     pub fn new(batch: usize) -> Mlp {
+        Self::with_dtype(batch, DType::F32)
+    }
+
+    /// [`Mlp::new`] with parameters and inputs of `dtype`; the loss is taken in f32 from the
+    /// widened logits (as the runner does for a bf16/f16 model).
+    pub fn with_dtype(batch: usize, dtype: DType) -> Mlp {
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let vb = VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu);
         let dims = [784, 512, 512, 10];
         let layers = (0..3)
             .map(|i| candle_nn::linear(dims[i], dims[i + 1], vb.pp(format!("fc{i}"))).unwrap())
@@ -31,7 +38,10 @@ impl Mlp {
         Mlp {
             varmap,
             layers,
-            x: Tensor::from_vec(xs, (batch, 784), &Device::Cpu).unwrap(),
+            x: Tensor::from_vec(xs, (batch, 784), &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap(),
             y: Tensor::new(ys.as_slice(), &Device::Cpu).unwrap(),
         }
     }
@@ -45,6 +55,7 @@ impl Mlp {
                 h = h.relu().unwrap();
             }
         }
+        let h = h.to_dtype(DType::F32).unwrap();
         let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
         loss.backward().unwrap()
     }

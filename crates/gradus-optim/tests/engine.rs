@@ -334,7 +334,8 @@ fn the_path_is_a_json_field_of_the_optimizer() {
 #[test]
 fn two_optimizers_on_one_thread_keep_their_own_paths() {
     // Nothing process-wide: one optimizer forced to fused and one to reference, stepped in
-    // turn, each follow their own path (an f16 parameter can only take the reference path).
+    // turn, each follow their own path (an f16 parameter whose LAMB state is kept in f16 can
+    // only take the reference path: LAMB's kernel reduces over its state before it applies).
     let half = vec![NamedVar::new(
         "h",
         Var::from_tensor(
@@ -346,13 +347,13 @@ fn two_optimizers_on_one_thread_keep_their_own_paths() {
         .unwrap(),
     )];
     let mut fused = build_optimizer(
-        &serde_json::json!({"type": "sgd", "path": "fused"}),
+        &serde_json::json!({"type": "lamb", "path": "fused", "state_dtype": "param"}),
         "optimizer",
         &half,
     )
     .unwrap();
     let mut reference = build_optimizer(
-        &serde_json::json!({"type": "sgd", "path": "reference"}),
+        &serde_json::json!({"type": "lamb", "path": "reference", "state_dtype": "param"}),
         "optimizer",
         &half,
     )

@@ -327,7 +327,7 @@ fn set_overrides_are_validated_like_the_file() {
         ("train.epochs=0", "train.epochs: must be at least 1"),
         ("train.epochs=\"five\"", "train.epochs"),
         ("optimizer.lr=-1", "-1"),
-        ("model.dtype=f16", "model.dtype"),
+        ("model.dtype=f8", "model.dtype"),
         // Paths that cannot be followed.
         (
             "model.layers.7.out=4",

@@ -125,7 +125,7 @@ fn integers_enums_defaults_and_descriptions_are_exact() {
     assert_eq!(schema["properties"]["seed"]["minimum"], 0);
     assert_eq!(
         schema["properties"]["model"]["properties"]["dtype"]["enum"],
-        json!(["f32", "f64"])
+        json!(["f32", "f64", "bf16", "f16"])
     );
     let variant = |def: &str, name: &str| -> Value {
         schema["$defs"][def]["oneOf"]
@@ -176,6 +176,24 @@ fn integers_enums_defaults_and_descriptions_are_exact() {
     );
     assert!(lookahead["properties"].get("path").is_some(), "{lookahead}");
     assert!(lookahead.get("x-update-path").is_none());
+    // The bf16/f16 precision fields, wherever `path` is taken.
+    let consts = |v: &Value| -> Vec<String> {
+        v["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["const"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for name in ["adam", "lookahead", "muon"] {
+        let props = &variant("optimizer", name)["properties"];
+        assert_eq!(consts(&props["state_dtype"]), ["f32", "param"], "{name}");
+        assert_eq!(props["state_dtype"]["default"], "f32");
+        assert_eq!(props["master_weights"]["type"], "boolean");
+        assert_eq!(consts(&props["rounding"]), ["nearest", "stochastic"]);
+        assert_eq!(props["rounding_seed"]["minimum"], 0);
+    }
+    assert!(lbfgs["properties"].get("master_weights").is_none());
     let cosine = variant("schedule", "cosine");
     assert_eq!(
         cosine["properties"]["per"]["enum"],
@@ -301,7 +319,7 @@ fn invalid_pipelines_are_rejected_by_the_schema_and_by_gradus_validate() {
         ),
         (
             "model.dtype not an allowed value",
-            Box::new(|p| p["model"]["dtype"] = json!("f16")),
+            Box::new(|p| p["model"]["dtype"] = json!("f8")),
         ),
         (
             "non_finite policy not allowed",

@@ -29,6 +29,8 @@ pub trait Elem:
     fn abs(self) -> Self;
     /// Widened to f64.
     fn to_f64(self) -> f64;
+    /// The machine epsilon (`f32::EPSILON`, `f64::EPSILON`; PyTorch's `finfo(dtype).eps`).
+    fn epsilon() -> Self;
     /// Candle's `maximum`: `if a < b { b } else { a }`.
     #[inline(always)]
     fn max_of(a: Self, b: Self) -> Self {
@@ -78,6 +80,10 @@ macro_rules! impl_elem {
             #[inline(always)]
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline(always)]
+            fn epsilon() -> Self {
+                <$t>::EPSILON
             }
             fn storage(s: &CpuStorage) -> Option<&[Self]> {
                 match s {

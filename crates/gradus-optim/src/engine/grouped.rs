@@ -240,10 +240,10 @@ impl<R: Rule> GroupedOptimizer<R> {
             let Some(found) = *entry else {
                 return Ok(());
             };
-            if !fused_eligible::<R>(&precision, slot, &found) {
+            let hyper = &groups[slot.group].hyper;
+            if !fused_eligible(hyper, &precision, slot, &found) {
                 return Ok(());
             }
-            let hyper = &groups[slot.group].hyper;
             let step = begin_step(hyper, &mut slot.state, &slot.facts.dims);
             fused_job::<R>(slot, found, &plans[slot.group], &step, &precision).run()?;
             *entry = None;
@@ -298,8 +298,10 @@ impl<R: Rule> GroupedOptimizer<R> {
             .zip(&found)
             .map(|(slot, f)| {
                 use_fused
-                    && f.as_ref()
-                        .is_some_and(|f| fused_eligible::<R>(&self.precision, slot, f))
+                    && f.as_ref().is_some_and(|f| {
+                        let hyper = &self.groups[slot.group].hyper;
+                        fused_eligible(hyper, &self.precision, slot, f)
+                    })
             })
             .collect();
         let precision = self.precision;
@@ -368,6 +370,14 @@ impl<R: Rule> GroupedOptimizer<R> {
             let Some(found) = found else {
                 continue;
             };
+            if Self::HAS_KERNEL
+                && !self.groups[slot.group]
+                    .hyper
+                    .kernel_applies(&slot.facts.dims)
+            {
+                // The rule's reference update is its only form for this parameter.
+                continue;
+            }
             let why = if !Self::HAS_KERNEL {
                 format!("`{}` has no fused kernel", R::NAME)
             } else if let Some(why) = &slot.facts.ineligible {
@@ -427,8 +437,14 @@ fn precision_ineligibility<R: Rule>(precision: &Precision, slot: &Slot) -> Optio
 }
 
 /// True when the fused path takes `slot` with gradient `found` (unless the path is forced).
-fn fused_eligible<R: Rule>(precision: &Precision, slot: &Slot, found: &Found<'_>) -> bool {
-    slot.facts.ineligible.is_none()
+fn fused_eligible<R: Rule>(
+    hyper: &R,
+    precision: &Precision,
+    slot: &Slot,
+    found: &Found<'_>,
+) -> bool {
+    hyper.kernel_applies(&slot.facts.dims)
+        && slot.facts.ineligible.is_none()
         && found.on_cpu
         && precision_ineligibility::<R>(precision, slot).is_none()
 }

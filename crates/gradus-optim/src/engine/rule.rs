@@ -144,13 +144,22 @@ pub trait Rule:
     /// The tensor buffers a parameter of shape `dims` carries after its first step, with their
     /// shapes, as state is saved and loaded: by default each of [`Rule::buffer_names`], of the
     /// parameter's shape. A rule whose buffers depend on the parameter (Adafactor's factored
-    /// second moments of matrices, shaped as a row and a column) overrides this; the fused path
-    /// only runs rules whose buffers are all of the parameter's shape.
+    /// second moments of matrices, shaped as a row and a column) overrides this, and says with
+    /// [`Rule::kernel_applies`] that its kernel does not step such a parameter.
     fn buffer_shapes(&self, dims: &[usize]) -> Vec<(&'static str, Vec<usize>)> {
         self.buffer_names()
             .into_iter()
             .map(|name| (name, dims.to_vec()))
             .collect()
+    }
+
+    /// Whether [`Rule::Kernel`] steps a parameter of shape `dims`: false where the update is not
+    /// elementwise over buffers of the parameter's shape (Adafactor's factored statistics of a
+    /// matrix). Such a parameter takes the reference path whatever the update path, `fused`
+    /// included: the rule has no fused form for it, which is not an error. Default: `true`.
+    fn kernel_applies(&self, dims: &[usize]) -> bool {
+        let _ = dims;
+        true
     }
 
     /// Names of the scalar buffers a parameter carries after its first step.

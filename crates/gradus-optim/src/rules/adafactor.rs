@@ -4,8 +4,9 @@ use candle_core::{DType, Tensor};
 use gradus_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::elem::Elem;
 use crate::engine::grouped::GroupedOptimizer;
-use crate::engine::kernel::NoKernel;
+use crate::engine::kernel::{sign, Chunk, Kernel, Sums};
 use crate::engine::rule::{Buffers, Rule, Scalars};
 use crate::rules::decay;
 
@@ -39,9 +40,12 @@ use crate::rules::decay;
 /// PyTorch's variant uses lr as the cap of ρ and for decoupled weight decay, and applies ε₁
 /// after the factored estimate.
 ///
-/// Adafactor runs on the reference path only ([`NoKernel`]): a fused kernel sees one chunk of
-/// elements at a time, while the update needs whole-tensor statistics (two RMS values and, for
-/// matrices, row and column means of state that is not of the parameter's shape).
+/// Paths: vectors and scalars (the unfactored second moment) have a fused CPU kernel,
+/// [`AdafactorKernel`], in two passes: the reduce pass updates V and sums θ² (before the decay)
+/// and U², the apply pass takes α and the clipping from those sums. Parameters of rank ≥ 2 take
+/// the reference path on every path ([`Rule::kernel_applies`]): their row and column statistics
+/// are reductions along the matrix's dimensions over state that is not of its shape, which
+/// stays on Candle ops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdafactorConfig {
@@ -95,6 +99,8 @@ pub struct AdafactorStep {
     eps2: f64,
     d: f64,
     maximize: bool,
+    /// Elements of the parameter (the RMS values' n).
+    count: usize,
 }
 
 /// `value >= low`, false for NaN (PyTorch's `not low <= value` rejects NaN).
@@ -156,7 +162,7 @@ impl Rule for AdafactorConfig {
         "weight_decay" => weight_decay,
     );
     type Step = AdafactorStep;
-    type Kernel = NoKernel;
+    type Kernel = AdafactorKernel;
 
     fn validate(&self) -> Result<()> {
         if !at_least(self.lr, 0.0) {
@@ -228,7 +234,20 @@ impl Rule for AdafactorConfig {
             eps2: self.eps.1,
             d: self.d,
             maximize: self.maximize,
+            count: 0,
         }
+    }
+
+    fn plan_shaped(&self, t: u64, scalars: &mut Scalars, dims: &[usize]) -> AdafactorStep {
+        AdafactorStep {
+            count: dims.iter().product(),
+            ..self.plan(t, scalars)
+        }
+    }
+
+    /// The kernel steps vectors and scalars; matrices keep factored statistics.
+    fn kernel_applies(&self, dims: &[usize]) -> bool {
+        factored(dims).is_none()
     }
 
     fn update(
@@ -288,6 +307,86 @@ impl Rule for AdafactorConfig {
     }
 }
 
+/// Adafactor's fused kernel for parameters of rank < 2, in the reference update's operations
+/// and order (`1/√max(V, ε₁²) · G`, PyTorch's `lerp`); the RMS values come from f64 sums over
+/// the whole tensor, added in the engine's fixed order.
+pub struct AdafactorKernel;
+
+impl AdafactorStep {
+    /// ε₁², ε₁ defaulting to the machine epsilon of the kernel's element type.
+    fn eps1_squared<T: Elem>(&self) -> T {
+        let eps1 = self.eps1.unwrap_or_else(|| T::epsilon().to_f64());
+        T::of(eps1 * eps1)
+    }
+}
+
+impl Kernel<AdafactorStep> for AdafactorKernel {
+    const REDUCES: bool = true;
+
+    /// V ← lerp(V, G², w); sums Σθ² (before the decay) and ΣU², U = G/√max(V, ε₁²).
+    #[inline(always)]
+    fn reduce<T: Elem>(step: &AdafactorStep, chunk: Chunk<'_, T>, sums: &mut Sums) {
+        let Chunk {
+            param: p,
+            grad: g,
+            state: [v, ..],
+            ..
+        } = chunk;
+        let n = p.len();
+        let (g, v) = (&g[..n], &mut v[..n]);
+        let sg = sign::<T>(step.maximize);
+        let near = step.weight.abs() < 0.5;
+        let (w, rest) = (T::of(step.weight), T::of(1.0 - step.weight));
+        let (floor, one) = (step.eps1_squared::<T>(), T::of(1.0));
+        let (mut param_sq, mut update_sq) = (0.0, 0.0);
+        for i in 0..n {
+            let theta = p[i].to_f64();
+            param_sq += theta * theta;
+            let gi = g[i] * sg;
+            let sq = gi * gi;
+            let diff = sq - v[i];
+            let vi = if near {
+                v[i] + diff * w
+            } else {
+                sq - diff * rest
+            };
+            v[i] = vi;
+            let u = (one / T::max_of(vi, floor).sqrt() * gi).to_f64();
+            update_sq += u * u;
+        }
+        sums[0] += param_sq;
+        sums[1] += update_sq;
+    }
+
+    /// θ ← θ(1 − γλ) − α / max(1, RMS(U)/d) · U, with α = max(ε₂, RMS(θ)) ρ.
+    #[inline(always)]
+    fn apply<T: Elem>(step: &AdafactorStep, chunk: Chunk<'_, T>, sums: &Sums) {
+        let Chunk {
+            param: p,
+            grad: g,
+            state: [v, ..],
+            ..
+        } = chunk;
+        let n = p.len();
+        let (g, v) = (&g[..n], &v[..n]);
+        let sqrt_count = (step.count as f64).powf(0.5);
+        let rms = sums[0].sqrt() / sqrt_count;
+        let alpha = (if rms > step.eps2 { rms } else { step.eps2 }) * step.rho;
+        let ratio = sums[1].sqrt() / (sqrt_count * step.d);
+        let denom = if ratio > 1.0 { ratio } else { 1.0 };
+        let scale = T::of(-alpha / denom);
+        let sg = sign::<T>(step.maximize);
+        let (floor, one) = (step.eps1_squared::<T>(), T::of(1.0));
+        let decays = step.weight_decay != 0.0;
+        let shrink = T::of(step.shrink);
+        for i in 0..n {
+            let u = one / T::max_of(v[i], floor).sqrt() * (g[i] * sg);
+            let theta = if decays { p[i] * shrink } else { p[i] };
+            p[i] = theta + u * scale;
+        }
+    }
+}
+
 gradus_core::register_optimizer!(
     "adafactor",
     "Adafactor, factored second moments with relative step sizes (torch.optim.Adafactor)",
@@ -298,6 +397,7 @@ gradus_core::register_optimizer!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::path::UpdatePath;
     use crate::testing::{run_steps, small_params};
     use candle_core::{Device, Var};
     use gradus_core::NamedVar;
@@ -335,6 +435,100 @@ mod tests {
             let alpha = rms.max(1e-3) * 0.05;
             prop_assert!(moved <= alpha * 6f64.sqrt() * (1.0 + 1e-12), "moved {} > {}", moved, alpha * 6f64.sqrt());
         }
+    }
+
+    /// Vectors over `steps` steps of the gradient of Σ θ⁴/4 − θ on `path`: the values.
+    fn vector_run(
+        values: &[f64],
+        cfg: &AdafactorConfig,
+        path: UpdatePath,
+        steps: usize,
+    ) -> Vec<f64> {
+        let var = Var::new(values, &Device::Cpu).unwrap();
+        let mut opt =
+            Adafactor::from_named(vec![NamedVar::new("b", var.clone())], cfg.clone()).unwrap();
+        opt.set_update_path(path);
+        for _ in 0..steps {
+            let t = var.as_tensor();
+            let loss = ((t.powf(4.0).unwrap() * 0.25).unwrap() - t)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            opt.apply(&loss.backward().unwrap()).unwrap();
+        }
+        var.as_tensor().to_vec1::<f64>().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// The fused kernel of the unfactored part agrees with the reference update (f64, 1e-12
+        /// relative), with decay, maximize, ε₁ given or not and both branches of `lerp`.
+        #[test]
+        fn fused_vector_steps_match_the_reference(
+            values in prop::collection::vec(-3.0f64..3.0, 1..40),
+            weight_decay in prop::sample::select(vec![0.0, 0.05]),
+            beta2_decay in prop::sample::select(vec![-0.8, -0.3]),
+            eps1 in prop::sample::select(vec![None, Some(1e-20)]),
+            maximize: bool,
+        ) {
+            let cfg = AdafactorConfig {
+                lr: 0.05,
+                weight_decay,
+                beta2_decay,
+                eps: (eps1, 1e-3),
+                maximize,
+                ..AdafactorConfig::default()
+            };
+            let fused = vector_run(&values, &cfg, UpdatePath::Fused, 6);
+            let reference = vector_run(&values, &cfg, UpdatePath::Reference, 6);
+            for (f, r) in fused.iter().zip(&reference) {
+                prop_assert!((f - r).abs() <= 1e-12 * r.abs().max(1e-3), "{} vs {}", f, r);
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_path_steps_vectors_and_leaves_matrices_to_the_reference_update() {
+        // A matrix under "fused" is not an error: its factored step has no fused form.
+        let w = matrix(&[1.0, -2.0, 3.0, 0.5, 0.25, -1.0], 2);
+        let b = Var::new(&[1.0f64, 2.0, -0.5], &Device::Cpu).unwrap();
+        let run = |path: UpdatePath| {
+            let (w, b) = (
+                Var::from_tensor(&w.as_tensor().copy().unwrap()).unwrap(),
+                Var::from_tensor(&b.as_tensor().copy().unwrap()).unwrap(),
+            );
+            let mut opt = Adafactor::from_named(
+                vec![NamedVar::new("w", w.clone()), NamedVar::new("b", b.clone())],
+                AdafactorConfig::default(),
+            )
+            .unwrap();
+            opt.set_update_path(path);
+            for _ in 0..3 {
+                let loss = (w.as_tensor().sqr().unwrap().sum_all().unwrap()
+                    + b.as_tensor().sqr().unwrap().sum_all().unwrap())
+                .unwrap();
+                opt.apply(&loss.backward().unwrap()).unwrap();
+            }
+            let state = opt.state_dict().unwrap();
+            let keys: Vec<String> = state.names().map(str::to_string).collect();
+            (
+                w.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap(),
+                keys,
+            )
+        };
+        let (fused_w, fused_keys) = run(UpdatePath::Fused);
+        let (reference_w, reference_keys) = run(UpdatePath::Reference);
+        assert_eq!(
+            fused_w, reference_w,
+            "the matrix took the reference update on both"
+        );
+        assert_eq!(fused_keys, reference_keys);
+        assert!(fused_keys.contains(&"b.variance".to_string()));
     }
 
     #[test]
