@@ -322,3 +322,70 @@ fn im2col_path_reports_a_wrong_input_shape() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+/// The fused kernel's blocks run in parallel above a size; the result (output and every
+/// gradient) is the same to the bit with 1 thread and with 3.
+#[test]
+fn the_fused_kernel_does_not_depend_on_the_thread_count() {
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let (vars, mut layer) = build_conv(
+                json!({"out_channels": 32, "kernel_size": 3, "padding": 1}),
+                &[8, 12, 12],
+            )
+            .unwrap();
+            // 9 samples: blocks of 4, 4 and 1; 9 * 32 * 72 * 144 = 3.0e6 multiply-adds, above
+            // the parallel threshold (2^21).
+            let x = input(&[9, 8, 12, 12]);
+            let p = pass(&mut layer, &vars, &x).unwrap();
+            let bits = |t: &Tensor| {
+                t.flatten_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::to_bits)
+                    .collect::<Vec<_>>()
+            };
+            let (_, db) = p.b.unwrap();
+            (bits(&p.y), bits(&p.dx), bits(&p.dw), bits(&db))
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
+
+/// The first layer's input is data: its gradient is not computed (nor returned), and the
+/// weight's gradient is the same to the bit as when the input's is.
+#[test]
+fn no_input_gradient_is_computed_for_data() {
+    let (vars, mut layer) =
+        build_conv(json!({"out_channels": 4, "kernel_size": 3}), &[2, 6, 6]).unwrap();
+    let x = input(&[3, 2, 6, 6]);
+    let weight = vars.data().lock().unwrap()["layer.weight"]
+        .as_tensor()
+        .clone();
+    let loss = |layer: &mut Conv2d, x: &Tensor| {
+        let y = layer.forward(x, &mut fctx(true)).unwrap();
+        y.sqr().unwrap().sum_all().unwrap().backward().unwrap()
+    };
+    let from_data = loss(&mut layer, &x);
+    assert!(from_data.get(&x).is_none());
+    let leaf = candle_core::Var::from_tensor(&x).unwrap();
+    let from_leaf = loss(&mut layer, leaf.as_tensor());
+    assert!(from_leaf.get(leaf.as_tensor()).is_some());
+    let dw = |g: &candle_core::backprop::GradStore| {
+        g.get(&weight)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    assert_eq!(dw(&from_data), dw(&from_leaf));
+}

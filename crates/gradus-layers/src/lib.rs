@@ -42,6 +42,7 @@ mod activation;
 mod avg_pool2d;
 mod build;
 mod conv2d;
+mod conv2d_kernel;
 mod flatten;
 mod im2col;
 mod linear;

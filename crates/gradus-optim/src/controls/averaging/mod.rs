@@ -140,6 +140,20 @@ fn snapshot(t: &Tensor) -> Result<Tensor> {
     Ok(t.detach().copy()?)
 }
 
+/// The first average of a parameter: a copy in the dtype the average is kept in, f32 for a
+/// bf16/f16 parameter (an EMA's increments, `(1 − decay)(θ − avg)`, would mostly round away
+/// in bf16), else the parameter's.
+fn first_average(t: &Tensor) -> Result<Tensor> {
+    let dtype = crate::engine::precision::Precision::compute_dtype(t.dtype());
+    Ok(t.detach().to_dtype(dtype)?.copy()?)
+}
+
+/// `avg` written into `var`, rounded to its dtype (nearest) when the average is wider.
+fn set_from(var: &candle_core::Var, avg: &Tensor) -> Result<()> {
+    var.set(&avg.to_dtype(var.dtype())?)?;
+    Ok(())
+}
+
 impl AveragedModel {
     /// An averaged model over `params`, starting from a copy of their values.
     pub fn new(params: &[NamedVar], config: AveragingConfig) -> Result<Self> {
@@ -162,7 +176,7 @@ impl AveragedModel {
         }
         let averages = params
             .iter()
-            .map(|p| snapshot(p.var.as_tensor()))
+            .map(|p| first_average(p.var.as_tensor()))
             .collect::<Result<_>>()?;
         Ok(AveragedModel {
             config,
@@ -204,9 +218,9 @@ impl AveragedModel {
             .iter()
             .zip(&self.averages)
             .map(|(p, avg)| {
-                let value = p.var.as_tensor().detach();
+                let value = p.var.as_tensor().detach().to_dtype(avg.dtype())?;
                 match (self.n_averaged, &self.config) {
-                    (0, _) => snapshot(&value),
+                    (0, _) => first_average(&value),
                     (_, AveragingConfig::Ema(c)) => ema_update(avg, &value, c.decay),
                     (n, AveragingConfig::Swa(_)) => swa_update(avg, &value, n),
                 }
@@ -242,7 +256,7 @@ impl AveragedModel {
             .map(|p| snapshot(p.var.as_tensor()))
             .collect::<Result<Vec<_>>>()?;
         for (p, avg) in params.iter().zip(&self.averages) {
-            p.var.set(avg)?;
+            set_from(&p.var, avg)?;
         }
         self.swapped_out = Some(saved);
         Ok(())
@@ -268,7 +282,7 @@ impl AveragedModel {
         self.refuse_while_swapped("copy_into")?;
         self.check(params)?;
         for (p, avg) in params.iter().zip(&self.averages) {
-            p.var.set(avg)?;
+            set_from(&p.var, avg)?;
         }
         Ok(())
     }

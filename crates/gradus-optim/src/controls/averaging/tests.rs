@@ -273,3 +273,46 @@ fn state_round_trips_and_a_resumed_average_continues_bit_identically() {
         assert_eq!(b.n_averaged(), 7);
     }
 }
+
+#[test]
+fn a_bf16_parameter_is_averaged_in_f32_and_swapped_in_rounded() {
+    // EMA with decay 0.999 of a parameter that jumped from 1 to 2: each increment (≤ 0.001) is
+    // below half a bf16 ulp of 1, so a bf16 average would stay at 1; the f32 one reaches
+    // 2 − 0.999¹⁰⁰ ≈ 1.0952.
+    let one = Tensor::ones(4, DType::BF16, &Device::Cpu).unwrap();
+    let var = Var::from_tensor(&one).unwrap();
+    let params = vec![NamedVar::new("w", var.clone())];
+    let config = AveragingConfig::Ema(ema::EmaConfig { decay: 0.999 });
+    let mut avg = AveragedModel::new(&params, config).unwrap();
+    avg.update(&params).unwrap();
+    var.set(&(&one * 2.0).unwrap()).unwrap();
+    for _ in 0..100 {
+        avg.update(&params).unwrap();
+    }
+    let average = avg.get("w").unwrap();
+    assert_eq!(average.dtype(), DType::F32);
+    let value = average.to_vec1::<f32>().unwrap()[0];
+    let expected = 2.0 - 0.999f32.powi(100);
+    assert!((value - expected).abs() < 1e-4, "{value} vs {expected}");
+    avg.swap_in(&params).unwrap();
+    assert_eq!(var.dtype(), DType::BF16);
+    let swapped = var
+        .as_tensor()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(swapped[0], half::bf16::from_f32(value).to_f32());
+    avg.swap_back(&params).unwrap();
+    let back = var
+        .as_tensor()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_eq!(
+        back,
+        vec![2.0; 4],
+        "the training weights come back bit for bit"
+    );
+}
