@@ -307,9 +307,6 @@ impl Rule for AdafactorConfig {
     }
 }
 
-/// Partial sums of a reduce pass (see [`AdafactorKernel::reduce`]).
-const LANES: usize = 8;
-
 /// Adafactor's fused kernel for parameters of rank < 2, in the reference update's operations
 /// and order (`1/√max(V, ε₁²) · G`, PyTorch's `lerp`); the RMS values come from f64 sums over
 /// the whole tensor, added in the engine's fixed order.
@@ -341,33 +338,24 @@ impl Kernel<AdafactorStep> for AdafactorKernel {
         let near = step.weight.abs() < 0.5;
         let (w, rest) = (T::of(step.weight), T::of(1.0 - step.weight));
         let (floor, one) = (step.eps1_squared::<T>(), T::of(1.0));
-        // LANES independent partial sums, added in lane order at the end: one f64 sum chains
-        // every element's addition on the one before, and the pass then runs at the adds'
-        // latency instead of memory speed.
-        let (mut param_sq, mut update_sq) = ([0.0f64; LANES], [0.0f64; LANES]);
-        let lanes = p
-            .chunks(LANES)
-            .zip(g.chunks(LANES))
-            .zip(v.chunks_mut(LANES));
-        for ((p, g), v) in lanes {
-            for l in 0..p.len() {
-                let theta = p[l].to_f64();
-                param_sq[l] += theta * theta;
-                let gi = g[l] * sg;
-                let sq = gi * gi;
-                let diff = sq - v[l];
-                let vi = if near {
-                    v[l] + diff * w
-                } else {
-                    sq - diff * rest
-                };
-                v[l] = vi;
-                let u = (one / T::max_of(vi, floor).sqrt() * gi).to_f64();
-                update_sq[l] += u * u;
-            }
+        let (mut param_sq, mut update_sq) = (0.0, 0.0);
+        for i in 0..n {
+            let theta = p[i].to_f64();
+            param_sq += theta * theta;
+            let gi = g[i] * sg;
+            let sq = gi * gi;
+            let diff = sq - v[i];
+            let vi = if near {
+                v[i] + diff * w
+            } else {
+                sq - diff * rest
+            };
+            v[i] = vi;
+            let u = (one / T::max_of(vi, floor).sqrt() * gi).to_f64();
+            update_sq += u * u;
         }
-        sums[0] += param_sq.iter().sum::<f64>();
-        sums[1] += update_sq.iter().sum::<f64>();
+        sums[0] += param_sq;
+        sums[1] += update_sq;
     }
 
     /// θ ← θ(1 − γλ) − α / max(1, RMS(U)/d) · U, with α = max(ε₂, RMS(θ)) ρ.
