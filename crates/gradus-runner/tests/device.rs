@@ -3,7 +3,7 @@
 //! over the field, and a run resumes on the device the flag names.
 
 mod common;
-use common::{gradus, text, write};
+use common::{gradus, metrics_without_time, text, write};
 
 use serde_json::{json, Value};
 
@@ -24,14 +24,6 @@ fn tiny(device: Option<&str>) -> Value {
         p["device"] = json!(device);
     }
     p
-}
-
-fn metrics_without_time(run: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
 }
 
 #[test]

@@ -4,11 +4,9 @@
 //! wrong dtype names the field and the nearest valid one.
 
 mod common;
-use common::{gradus, text, write};
+use common::{bits, gradus, run_and_kill_after_first_checkpoint, text, write};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
 use gradus_core::StateDict;
@@ -143,17 +141,6 @@ fn files_equal(a: &Path, b: &Path, file: &str) {
     let (a, b) = (load(a, file), load(b, file));
     for (name, t) in a.iter() {
         let other = b.get(name).unwrap_or_else(|| panic!("{file}: no {name}"));
-        let bits = |t: &candle_core::Tensor| {
-            t.flatten_all()
-                .unwrap()
-                .to_dtype(DType::F64)
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap()
-                .into_iter()
-                .map(f64::to_bits)
-                .collect::<Vec<_>>()
-        };
         assert_eq!(bits(t), bits(other), "{file}: {name}");
     }
 }
@@ -173,27 +160,7 @@ fn a_killed_f16_run_resumes_bit_for_bit_with_its_loss_scale() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let killed = dir.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--out",
-            killed.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoints/last/state.json");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !state.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    assert!(
-        !child.wait().unwrap().success(),
-        "the run finished before it could be killed"
-    );
+    run_and_kill_after_first_checkpoint(&pipeline, &killed);
     let out = gradus(&["resume", killed.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for file in [

@@ -4,11 +4,9 @@
 //! with exit code 2 at the right path where it cannot compose.
 
 mod common;
-use common::{gradus, text, write};
+use common::{gradus, metrics_without_time, run_and_kill_after_first_checkpoint, text, write};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device};
@@ -57,14 +55,6 @@ fn run_quiet(pipeline: &Path, out: &Path) -> std::process::Output {
     ])
 }
 
-fn metrics_without_time(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
-}
-
 fn report(run: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap()
 }
@@ -102,26 +92,7 @@ fn assert_resume_is_bit_identical(
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let killed = dir.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--out",
-            killed.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoints/last/state.json");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !state.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "the run finished before it was killed");
-    assert!(!killed.join("report.json").exists());
+    run_and_kill_after_first_checkpoint(&path, &killed);
     let out = gradus(&["resume", killed.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 

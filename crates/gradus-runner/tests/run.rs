@@ -2,11 +2,9 @@
 //! every example, exit codes and messages for bad pipelines, and no panic on mutated input.
 
 mod common;
-use common::{gradus, write};
+use common::{gradus, metrics_without_time, run_and_kill_after_first_checkpoint, write};
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -32,7 +30,6 @@ fn small_pipeline(epochs: usize, batching: Value) -> Value {
     })
 }
 
-/// metrics.csv without the wall-clock column.
 /// Trains the 3-epoch small pipeline (mini-batches of 64) into `dir/run`, quietly.
 fn small_run(dir: &Path) -> (PathBuf, std::process::Output) {
     let pipeline = write(
@@ -49,14 +46,6 @@ fn small_run(dir: &Path) -> (PathBuf, std::process::Output) {
         "--quiet",
     ]);
     (run, out)
-}
-
-fn metrics_without_time(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-        .collect()
 }
 
 #[test]
@@ -199,29 +188,7 @@ fn a_run_killed_mid_way_resumes_to_bit_identical_results() {
     );
 
     let killed = dir.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gradus"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--out",
-            killed.to_str().unwrap(),
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let state = killed.join("checkpoints/last/state.json");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !state.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the run finished before it could be killed"
-    );
-    assert!(!killed.join("report.json").exists());
+    run_and_kill_after_first_checkpoint(&pipeline, &killed);
 
     let out = gradus(&["resume", killed.to_str().unwrap(), "--quiet"]);
     assert!(
