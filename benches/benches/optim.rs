@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::Optimizer as _;
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use gradus_benches::floor;
-use gradus_benches::mlp::{fused_adam_step_ms, Mlp};
+use gradus_benches::mlp::{fused_adam_step_ms, LayersMlp, Mlp};
 use gradus_benches::{
     bytes_per_param, layouts, machine, out_dir, write_summary, AllocReport, Layout, MlpRow, Mode,
     Probe, Recorder, Row,
@@ -428,13 +428,16 @@ fn bench_clip(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     }
 }
 
-/// The MLP step variants: Gradus Adam fused and reference, `candle_nn::AdamW`, and Gradus Adam
-/// fused over bf16 parameters (f32 state and master weights).
-const MLP_KINDS: [&str; 4] = [
+/// The MLP step variants: Gradus Adam fused and reference, `candle_nn::AdamW`, Gradus Adam
+/// fused over bf16 parameters (f32 state and master weights), all on a `candle_nn::Linear`
+/// model; and Gradus Adam fused on the same MLP built from Gradus's layers (the runner's model,
+/// whose linear layers are fused ops).
+const MLP_KINDS: [&str; 5] = [
     "gradus_adam_fused",
     "gradus_adam_reference",
     "candle_nn_adamw",
     "gradus_adam_fused_bf16",
+    "gradus_layers_adam_fused",
 ];
 
 fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
@@ -446,8 +449,13 @@ fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
     for kind in MLP_KINDS {
         // bf16 parameters with f32 state and master weights, on the fused path.
         let bf16 = kind.ends_with("bf16");
+        let layers = kind.starts_with("gradus_layers");
         let mlp = Mlp::with_dtype(batch, if bf16 { DType::BF16 } else { DType::F32 });
-        let vars = mlp.varmap.all_vars();
+        let layers_mlp = layers.then(|| LayersMlp::new(batch));
+        let vars = match &layers_mlp {
+            Some(m) => m.varmap.all_vars(),
+            None => mlp.varmap.all_vars(),
+        };
         let mut gradus: Option<gradus_optim::Adam> = None;
         let mut candle: Option<candle_nn::AdamW> = None;
         if kind == "candle_nn_adamw" {
@@ -475,7 +483,10 @@ fn bench_mlp(c: &mut Criterion, mode: Mode, rec: &Recorder) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let t0 = Instant::now();
-                    let grads = mlp.grads();
+                    let grads = match &layers_mlp {
+                        Some(m) => m.grads(),
+                        None => mlp.grads(),
+                    };
                     let t1 = Instant::now();
                     match (&mut gradus, &mut candle) {
                         (Some(o), _) => o.apply(&grads).unwrap(),

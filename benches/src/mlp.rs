@@ -6,6 +6,8 @@ use std::time::Instant;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Module, Optimizer as _, VarBuilder, VarMap};
+// Links the initializers' registrations (the layers' default `torch_linear_default`).
+use gradus_init as _;
 
 /// 784-512-512-10 MLP with ReLU, cross-entropy on fixed inputs and labels.
 pub struct Mlp {
@@ -56,6 +58,63 @@ impl Mlp {
             }
         }
         let h = h.to_dtype(DType::F32).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
+        loss.backward().unwrap()
+    }
+}
+
+/// The same MLP built from Gradus's layers (`gradus_layers::Sequential` of `linear` and
+/// `relu`, the runner's model), on the same fixed batch.
+pub struct LayersMlp {
+    /// The parameters.
+    pub varmap: VarMap,
+    model: std::cell::RefCell<gradus_layers::Sequential>,
+    x: Tensor,
+    y: Tensor,
+}
+
+impl LayersMlp {
+    /// A model with Gradus's default initialization (PyTorch's) and `batch` inputs.
+    pub fn new(batch: usize) -> LayersMlp {
+        let varmap = VarMap::new();
+        let layers: Vec<serde_json::Value> = [512, 512]
+            .iter()
+            .flat_map(|out| {
+                [
+                    serde_json::json!({"type": "linear", "out": out}),
+                    serde_json::json!({"type": "relu"}),
+                ]
+            })
+            .chain([serde_json::json!({"type": "linear", "out": 10})])
+            .collect();
+        let mut rng = gradus_core::SeededRng::new(0);
+        let model = gradus_layers::Sequential::build(
+            &layers,
+            "model.layers",
+            &[784],
+            &varmap,
+            &mut rng,
+            DType::F32,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let plain = Mlp::new(batch);
+        LayersMlp {
+            varmap,
+            model: std::cell::RefCell::new(model),
+            x: plain.x,
+            y: plain.y,
+        }
+    }
+
+    /// Forward and backward: the gradients of the loss.
+    pub fn grads(&self) -> GradStore {
+        let mut rng = gradus_core::SeededRng::new(0);
+        let mut ctx = gradus_core::plugin::layer::ForwardContext {
+            train: true,
+            rng: &mut rng,
+        };
+        let h = self.model.borrow_mut().forward(&self.x, &mut ctx).unwrap();
         let loss = candle_nn::loss::cross_entropy(&h, &self.y).unwrap();
         loss.backward().unwrap()
     }

@@ -24,6 +24,7 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType}
 use rayon::prelude::*;
 
 use crate::im2col::Geometry;
+use crate::matmul::{matmul, View};
 
 /// Samples per block: the unit of parallel work and of the fixed summation order of dW.
 const BLOCK: usize = 4;
@@ -134,95 +135,6 @@ fn scatter_patches<T: WithDType>(dpatches: &[T], d: &Dims, taps: &Taps, dx: &mut
     }
 }
 
-/// A row-major or transposed view of a matrix in a slice: element `(r, c)` at
-/// `r · row_stride + c · col_stride`.
-#[derive(Clone, Copy)]
-struct View<'a, T> {
-    data: &'a [T],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a, T> View<'a, T> {
-    /// `rows × cols` stored row by row.
-    fn rows(data: &'a [T], cols: usize) -> Self {
-        View {
-            data,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// The transpose of a `cols × rows` matrix stored row by row.
-    fn transposed(data: &'a [T], rows: usize) -> Self {
-        View {
-            data,
-            row_stride: 1,
-            col_stride: rows,
-        }
-    }
-
-    /// True when every element of a `rows × cols` view lies in the slice.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `dst (m × n, row-major) ← [dst +] lhs (m × k) · rhs (k × n)` (added to `dst` when
-/// `accumulate`), through gemm on the calling thread.
-fn matmul<T: WithDType>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
-    accumulate: bool,
-    lhs: View<'_, T>,
-    rhs: View<'_, T>,
-) -> candle_core::Result<()> {
-    if dst.len() < m * n || !lhs.fits(m, k) || !rhs.fits(k, n) {
-        bail!("conv2d kernel: a matrix does not fit its buffer ({m} x {n} x {k})")
-    }
-    if m == 0 || n == 0 {
-        return Ok(());
-    }
-    if k == 0 {
-        if !accumulate {
-            dst[..m * n].fill(T::zero());
-        }
-        return Ok(());
-    }
-    let stride = |s: usize| s as isize;
-    // SAFETY: gemm reads `lhs` at (r, c) = r·row_stride + c·col_stride for r < m, c < k, `rhs`
-    // likewise for r < k, c < n, and writes `dst` at r·n + c for r < m, c < n: `fits` and the
-    // length check above keep every such offset inside its slice, `dst` is borrowed mutably
-    // (no alias with the inputs), and `T` is f32 or f64 (the op's dtypes), which gemm supports.
-    #[allow(unsafe_code)]
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            stride(n),
-            accumulate,
-            lhs.data.as_ptr(),
-            stride(lhs.col_stride),
-            stride(lhs.row_stride),
-            rhs.data.as_ptr(),
-            stride(rhs.col_stride),
-            stride(rhs.row_stride),
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-    Ok(())
-}
-
 /// Runs `f(first_sample, chunk)` over `out` cut into chunks of `BLOCK · per_sample` elements,
 /// in parallel when `parallel`.
 fn per_block<T: Send>(
@@ -304,7 +216,7 @@ impl Conv2dOp {
                     row.fill(b);
                 }
                 let (lhs, rhs) = (View::rows(weight, k), View::rows(&patches, p));
-                matmul((o, p, k), y_n, true, lhs, rhs)?;
+                matmul((o, p, k), y_n, true, lhs, rhs, gemm::Parallelism::None)?;
             }
             Ok(())
         })?;
@@ -435,11 +347,25 @@ impl Conv2dBackward {
                 );
                 // dW += dyₙ Pₙᵀ: (O × P)(P × K).
                 let pt = View::transposed(&patches, p);
-                matmul((o, k, p), &mut dw, true, View::rows(dy_n, p), pt)?;
+                matmul(
+                    (o, k, p),
+                    &mut dw,
+                    true,
+                    View::rows(dy_n, p),
+                    pt,
+                    gemm::Parallelism::None,
+                )?;
                 if self.input_grad {
                     // dPₙ = Wᵀ dyₙ: (K × O)(O × P).
                     let wt = View::transposed(weight, k);
-                    matmul((k, p, o), &mut dpatches, false, wt, View::rows(dy_n, p))?;
+                    matmul(
+                        (k, p, o),
+                        &mut dpatches,
+                        false,
+                        wt,
+                        View::rows(dy_n, p),
+                        gemm::Parallelism::None,
+                    )?;
                     scatter_patches(&dpatches, &d, &taps, dx_n);
                 }
                 for (acc, row) in db.iter_mut().zip(dy_n.chunks_exact(p)) {

@@ -46,6 +46,8 @@ mod conv2d_kernel;
 mod flatten;
 mod im2col;
 mod linear;
+mod linear_kernel;
+mod matmul;
 mod max_pool2d;
 mod max_pool_blocks;
 mod pool;
