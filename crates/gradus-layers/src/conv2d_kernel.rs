@@ -19,12 +19,12 @@
 //! wait on its thread pool). dW and db are summed per block and the block sums added in block
 //! order, so the results do not depend on the number of threads.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 
 use crate::im2col::Geometry;
 use crate::matmul::{matmul, View};
+use crate::slices::with_slices3;
 
 /// Samples per block: the unit of parallel work and of the fixed summation order of dW.
 const BLOCK: usize = 4;
@@ -224,43 +224,6 @@ impl Conv2dOp {
     }
 }
 
-/// Takes the three contiguous CPU slices of one float dtype and runs `$body` on them.
-macro_rules! with_slices {
-    ($s1:ident, $l1:ident, $s2:ident, $l2:ident, $s3:ident, $l3:ident, |$a:ident, $b:ident, $c:ident| $body:expr) => {
-        match ($s1, $s2, $s3) {
-            (CpuStorage::F32($a), CpuStorage::F32($b), CpuStorage::F32($c)) => {
-                let ($a, $b, $c) = (
-                    contiguous($a, $l1)?,
-                    contiguous($b, $l2)?,
-                    contiguous($c, $l3)?,
-                );
-                CpuStorage::F32($body?)
-            }
-            (CpuStorage::F64($a), CpuStorage::F64($b), CpuStorage::F64($c)) => {
-                let ($a, $b, $c) = (
-                    contiguous($a, $l1)?,
-                    contiguous($b, $l2)?,
-                    contiguous($c, $l3)?,
-                );
-                CpuStorage::F64($body?)
-            }
-            _ => bail!(
-                "conv2d kernel: expected three f32 or three f64 tensors, got {:?}, {:?}, {:?}",
-                $s1.dtype(),
-                $s2.dtype(),
-                $s3.dtype()
-            ),
-        }
-    };
-}
-
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("conv2d kernel: a strided operand"),
-    }
-}
-
 impl CustomOp3 for Conv2dOp {
     fn name(&self) -> &'static str {
         "gradus-conv2d"
@@ -279,7 +242,9 @@ impl CustomOp3 for Conv2dOp {
         if l3.shape().elem_count() != d.o {
             bail!("conv2d kernel: bias {:?} for {} channels", l3.shape(), d.o)
         }
-        let y = with_slices!(s1, l1, s2, l2, s3, l3, |x, w, b| self.forward(x, w, b, d));
+        let y = with_slices3!("conv2d kernel", (s1, l1), (s2, l2), (s3, l3), |x, w, b| {
+            self.forward(x, w, b, d)
+        });
         Ok((y, Shape::from((d.n, d.o, d.ho, d.wo))))
     }
 
@@ -416,8 +381,9 @@ impl CustomOp3 for Conv2dBackward {
             bail!("conv2d kernel: output gradient {:?}", l3.shape())
         }
         let total = d.n * d.sample() + d.o * d.k() + d.o;
-        let out = with_slices!(s1, l1, s2, l2, s3, l3, |x, w, dy| self
-            .backward(x, w, dy, d));
+        let out = with_slices3!("conv2d kernel", (s1, l1), (s2, l2), (s3, l3), |x, w, dy| {
+            self.backward(x, w, dy, d)
+        });
         Ok((out, Shape::from(total)))
     }
 }

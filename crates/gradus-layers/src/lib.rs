@@ -53,6 +53,7 @@ mod max_pool_blocks;
 mod pool;
 mod residual;
 mod sequential;
+mod slices;
 mod util;
 
 #[cfg(test)]

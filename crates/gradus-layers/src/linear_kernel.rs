@@ -14,10 +14,10 @@
 //! gradients come out of one op, and `dx` is not computed when the input is data. Products of
 //! fewer than [`PARALLEL_FROM`] multiply-adds run on the calling thread.
 
-use candle_core::backend::BackendStorage;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 use crate::matmul::{matmul, View};
+use crate::slices::with_slices3;
 
 /// Multiply-adds of one product from which gemm splits it over rayon's threads.
 const PARALLEL_FROM: usize = 1 << 20;
@@ -51,43 +51,6 @@ impl Dims {
         }
         Ok(Dims { n, i, o })
     }
-}
-
-fn contiguous<'a, T>(data: &'a [T], layout: &Layout) -> candle_core::Result<&'a [T]> {
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("linear kernel: a strided operand"),
-    }
-}
-
-/// Takes the three contiguous CPU slices of one float dtype and runs `$body` on them.
-macro_rules! with_slices {
-    ($s1:ident, $l1:ident, $s2:ident, $l2:ident, $s3:ident, $l3:ident, |$a:ident, $b:ident, $c:ident| $body:expr) => {
-        match ($s1, $s2, $s3) {
-            (CpuStorage::F32($a), CpuStorage::F32($b), CpuStorage::F32($c)) => {
-                let ($a, $b, $c) = (
-                    contiguous($a, $l1)?,
-                    contiguous($b, $l2)?,
-                    contiguous($c, $l3)?,
-                );
-                CpuStorage::F32($body?)
-            }
-            (CpuStorage::F64($a), CpuStorage::F64($b), CpuStorage::F64($c)) => {
-                let ($a, $b, $c) = (
-                    contiguous($a, $l1)?,
-                    contiguous($b, $l2)?,
-                    contiguous($c, $l3)?,
-                );
-                CpuStorage::F64($body?)
-            }
-            _ => bail!(
-                "linear kernel: expected three f32 or three f64 tensors, got {:?}, {:?}, {:?}",
-                $s1.dtype(),
-                $s2.dtype(),
-                $s3.dtype()
-            ),
-        }
-    };
 }
 
 /// `x Wᵀ + b`, differentiable in all three.
@@ -125,7 +88,9 @@ impl CustomOp3 for LinearOp {
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let d = Dims::of(l1, l2)?;
-        let y = with_slices!(s1, l1, s2, l2, s3, l3, |x, w, b| forward(x, w, b, d));
+        let y = with_slices3!("linear kernel", (s1, l1), (s2, l2), (s3, l3), |x, w, b| {
+            forward(x, w, b, d)
+        });
         Ok((y, Shape::from((d.n, d.o))))
     }
 
@@ -204,8 +169,9 @@ impl CustomOp3 for LinearBackward {
             bail!("linear kernel: output gradient {:?}", l3.shape())
         }
         let total = d.n * d.i + d.o * d.i + d.o;
-        let out = with_slices!(s1, l1, s2, l2, s3, l3, |x, w, dy| self
-            .backward(x, w, dy, d));
+        let out = with_slices3!("linear kernel", (s1, l1), (s2, l2), (s3, l3), |x, w, dy| {
+            self.backward(x, w, dy, d)
+        });
         Ok((out, Shape::from(total)))
     }
 }
