@@ -24,7 +24,7 @@ use rayon::prelude::*;
 
 use crate::im2col::Geometry;
 use crate::matmul::{matmul, View};
-use crate::slices::with_slices3;
+use crate::slices::{unpack_grads, with_slices3, Grads3};
 
 /// Samples per block: the unit of parallel work and of the fixed summation order of dW.
 const BLOCK: usize = 4;
@@ -255,7 +255,7 @@ impl CustomOp3 for Conv2dOp {
         bias: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<Grads3> {
         // The input's gradient is only computed when something upstream wants it (not for the
         // first layer over the data).
         let op = Conv2dBackward {
@@ -263,13 +263,7 @@ impl CustomOp3 for Conv2dOp {
             input_grad: x.track_op(),
         };
         let packed = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &op)?;
-        let (nx, nw) = (x.elem_count(), weight.elem_count());
-        let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, nx, nw)?.reshape(weight.shape())?;
-        let db = packed
-            .narrow(0, nx + nw, bias.elem_count())?
-            .reshape(bias.shape())?;
-        Ok((op.input_grad.then_some(dx), Some(dw), Some(db)))
+        unpack_grads(&packed, (x, weight, bias), op.input_grad)
     }
 }
 

@@ -17,7 +17,7 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 use crate::matmul::{matmul, View};
-use crate::slices::with_slices3;
+use crate::slices::{unpack_grads, with_slices3, Grads3};
 
 /// Multiply-adds of one product from which gemm splits it over rayon's threads.
 const PARALLEL_FROM: usize = 1 << 20;
@@ -101,18 +101,12 @@ impl CustomOp3 for LinearOp {
         b: &Tensor,
         _y: &Tensor,
         grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<Grads3> {
         let op = LinearBackward {
             input_grad: x.track_op(),
         };
         let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &op)?;
-        let (nx, nw) = (x.elem_count(), w.elem_count());
-        let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, nx, nw)?.reshape(w.shape())?;
-        let db = packed
-            .narrow(0, nx + nw, b.elem_count())?
-            .reshape(b.shape())?;
-        Ok((op.input_grad.then_some(dx), Some(dw), Some(db)))
+        unpack_grads(&packed, (x, w, b), op.input_grad)
     }
 }
 

@@ -50,3 +50,30 @@ macro_rules! with_slices3 {
 }
 
 pub(crate) use with_slices3;
+
+/// The gradients of `(x, weight, bias)` out of a backward op's one output
+/// `[dx | dW | db]`, each in its operand's shape; `dx` only when `input_grad`.
+pub(crate) type Grads3 = (
+    Option<candle_core::Tensor>,
+    Option<candle_core::Tensor>,
+    Option<candle_core::Tensor>,
+);
+
+/// Splits a packed `[dx | dW | db]` into [`Grads3`].
+pub(crate) fn unpack_grads(
+    packed: &candle_core::Tensor,
+    (x, weight, bias): (
+        &candle_core::Tensor,
+        &candle_core::Tensor,
+        &candle_core::Tensor,
+    ),
+    input_grad: bool,
+) -> candle_core::Result<Grads3> {
+    let (nx, nw) = (x.elem_count(), weight.elem_count());
+    let dx = packed.narrow(0, 0, nx)?.reshape(x.shape())?;
+    let dw = packed.narrow(0, nx, nw)?.reshape(weight.shape())?;
+    let db = packed
+        .narrow(0, nx + nw, bias.elem_count())?
+        .reshape(bias.shape())?;
+    Ok((input_grad.then_some(dx), Some(dw), Some(db)))
+}
